@@ -1,0 +1,43 @@
+# The README's two commands: `make run` and `make test`. Each sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PMO_TEST_POSTGRES_URL ?= postgresql://pmo:pmo@127.0.0.1:5432/pmo
+export PMO_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
+
+.PHONY: run test lint unit bench services stop-services clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/pmo serve
+
+services:
+	scripts/postgres-local.sh start
+	scripts/kafka-local.sh start
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) services lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench
+
+stop-services:
+	-scripts/kafka-local.sh stop
+	-scripts/postgres-local.sh stop
+
+clean:
+	rm -rf $(VENV) pmo-data .pytest_cache .mypy_cache .ruff_cache

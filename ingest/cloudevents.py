@@ -1,0 +1,103 @@
+"""CloudEvents 1.0 envelopes, in structured and binary content mode (HTTP and Kafka)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from domain.values import Envelope, utc
+
+Attribute = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class CloudEvent(BaseModel):
+    """One inbound CloudEvent; extension attributes (such as ``actor``) are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: Attribute
+    source: Attribute
+    type: Attribute
+    subject: Attribute
+    time: AwareDatetime
+    datacontenttype: str = "application/json"
+    data: dict[str, Any]
+    actor: Annotated[str, Field(max_length=2048)] | None = None
+
+    @field_validator("datacontenttype")
+    @classmethod
+    def _json_only(cls, value: str) -> str:
+        if not value.split(";", maxsplit=1)[0].strip().lower().endswith("json"):
+            raise ValueError("datacontenttype must be application/json")
+        return value
+
+    def envelope(self) -> Envelope:
+        return Envelope(self.source, self.id, self.actor, utc(self.time))
+
+    @property
+    def recorded_time(self) -> datetime:
+        return utc(self.time)
+
+
+class MalformedEventError(ValueError):
+    """The message is not a CloudEvent we can read (bad JSON, missing or invalid attributes)."""
+
+
+def describe(error: ValidationError) -> str:
+    """One line a publisher can act on: where and what, for each problem."""
+    parts = []
+    for e in error.errors(include_url=False)[:10]:
+        where = ".".join(str(p) for p in e["loc"]) or "event"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_structured(value: bytes | str | Mapping[str, Any]) -> CloudEvent:
+    try:
+        if isinstance(value, Mapping):
+            return CloudEvent.model_validate(value)
+        return CloudEvent.model_validate(orjson.loads(value))
+    except orjson.JSONDecodeError as e:
+        raise MalformedEventError(f"not valid JSON: {e}") from None
+    except ValidationError as e:
+        raise MalformedEventError(describe(e)) from None
+
+
+def parse_binary(attributes: Mapping[str, str], data: bytes) -> CloudEvent:
+    """``attributes`` are the ``ce-*``/``ce_*`` headers without their prefix, plus content-type."""
+    fields: dict[str, Any] = dict(attributes)
+    content_type = fields.pop("content-type", None)
+    if content_type is not None:
+        fields["datacontenttype"] = content_type
+    try:
+        fields["data"] = orjson.loads(data) if data else None
+    except orjson.JSONDecodeError as e:
+        raise MalformedEventError(f"data is not valid JSON: {e}") from None
+    try:
+        return CloudEvent.model_validate(fields)
+    except ValidationError as e:
+        raise MalformedEventError(describe(e)) from None
+
+
+def binary_attributes(headers: Iterable[tuple[str, str]], prefix: str) -> dict[str, str] | None:
+    """The CloudEvent attributes carried as headers, or None if the message is not binary mode."""
+    attributes: dict[str, str] = {}
+    content_type: str | None = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered.startswith(prefix):
+            attributes[lowered[len(prefix):]] = value
+        elif lowered == "content-type":
+            content_type = value
+    if content_type is not None and content_type.lower().startswith("application/cloudevents"):
+        return None  # structured mode, even if ce headers are present (the spec's rule)
+    if "specversion" not in attributes:
+        return None
+    if content_type is not None:
+        attributes["content-type"] = content_type
+    return attributes

@@ -1,0 +1,225 @@
+"""The ``data`` of each inbound CloudEvent type (CONTRACT section 3), and its command.
+
+Money is a decimal *string* (a JSON number is refused: floats lose cents);
+unknown fields are refused so a publisher's typo is reported, not ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from domain import commands as c
+from domain.project import ObjectiveContribution
+from domain.values import Colour, PmoType
+
+
+def _decimal_string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("money must be a decimal string such as \"1234.50\"")
+    return value
+
+
+Money = Annotated[Decimal, BeforeValidator(_decimal_string), Field(allow_inf_nan=False)]
+NonNegativeMoney = Annotated[Money, Field(ge=0)]
+Ratio = Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+Rag = Literal["green", "amber", "red"]
+
+
+class Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PortfolioOpened(Data):
+    name: Text
+    pmo_type: Literal["supportive", "controlling", "directive"]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    budget_envelope: NonNegativeMoney
+    owner: Text
+
+
+class ObjectiveSet(Data):
+    objective_id: Id
+    title: Text
+    weight: Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class ManagerRegistered(Data):
+    name: Text
+    capacity: Annotated[int, Field(ge=1)]
+    grade: str | None = None
+
+
+class CapacityChanged(Data):
+    capacity: Annotated[int, Field(ge=1)]
+
+
+class LeftPool(Data):
+    reason: str | None = None
+
+
+class ProgramLaunched(Data):
+    portfolio_id: Id
+    name: Text
+    manager_id: Id | None = None
+
+
+class Objective(Data):
+    objective_id: Id
+    contribution: Ratio
+
+
+class ProjectProposed(Data):
+    portfolio_id: Id
+    program_id: Id | None = None
+    name: Text
+    sponsor: Text
+    budget_requested: NonNegativeMoney
+    planned_start: date
+    planned_finish: date
+    objectives: list[Objective] = []
+    priority: Annotated[int, Field(ge=1, le=5)] | None = None
+
+
+class ProjectApproved(Data):
+    approved_budget: NonNegativeMoney
+    approver: Text
+
+
+class Reasoned(Data):
+    reason: Text
+
+
+class ManagerAssigned(Data):
+    manager_id: Id
+
+
+class Started(Data):
+    started_on: date
+
+
+class Nothing(Data):
+    pass
+
+
+class BudgetChanged(Data):
+    approved_budget: NonNegativeMoney
+    reason: Text
+
+
+class CostRecorded(Data):
+    amount: Annotated[Money, Field(gt=0)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    incurred_on: date
+    category: Text
+    reference: Text
+
+
+class ForecastUpdated(Data):
+    estimate_at_completion: NonNegativeMoney
+
+
+class ScheduleChanged(Data):
+    planned_finish: date
+    reason: Text
+
+
+class MilestonePlanned(Data):
+    milestone_id: Id
+    name: Text
+    due: date
+
+
+class MilestoneAchieved(Data):
+    milestone_id: Id
+    achieved_on: date
+
+
+class StatusReported(Data):
+    overall: Rag
+    scope: Rag
+    schedule: Rag
+    budget: Rag
+    percent_complete: Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]
+    summary: Text
+
+
+class RiskRaised(Data):
+    risk_id: Id
+    title: Text
+    probability: Ratio
+    impact: Annotated[int, Field(ge=1, le=5)]
+
+
+class RiskClosed(Data):
+    risk_id: Id
+    resolution: Text
+
+
+class Completed(Data):
+    finished_on: date
+    outcome: str | None = None
+
+
+ToCommand = Callable[[str, Any], c.Command]
+
+
+def _fields(model: BaseModel) -> dict[str, Any]:
+    return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+def _plain(command: type[c.Command]) -> ToCommand:
+    """Data fields map one to one onto the command's fields."""
+    return lambda subject, data: command(subject, **_fields(data))
+
+
+def _propose(subject: str, d: ProjectProposed) -> c.Command:
+    fields = _fields(d)
+    fields["objectives"] = tuple(ObjectiveContribution(o.objective_id, o.contribution)
+                                 for o in d.objectives)
+    return c.ProposeProject(subject, **fields)
+
+
+def _status(subject: str, d: StatusReported) -> c.Command:
+    return c.ReportStatus(subject, Colour(d.overall), Colour(d.scope), Colour(d.schedule),
+                          Colour(d.budget), d.percent_complete, d.summary)
+
+
+def _open(subject: str, d: PortfolioOpened) -> c.Command:
+    return c.OpenPortfolio(subject, d.name, PmoType(d.pmo_type), d.currency, d.budget_envelope,
+                           d.owner)
+
+
+# CloudEvent type -> (schema of its data, how it becomes a command)
+TYPES: dict[str, tuple[type[Data], ToCommand]] = {
+    "pmo.portfolio.opened": (PortfolioOpened, _open),
+    "pmo.portfolio.objective_set": (ObjectiveSet, _plain(c.SetObjective)),
+    "pmo.manager.registered": (ManagerRegistered, _plain(c.RegisterManager)),
+    "pmo.manager.capacity_changed": (CapacityChanged, _plain(c.ChangeCapacity)),
+    "pmo.manager.left_pool": (LeftPool, _plain(c.LeavePool)),
+    "pmo.program.launched": (ProgramLaunched, _plain(c.LaunchProgram)),
+    "pmo.project.proposed": (ProjectProposed, _propose),
+    "pmo.project.approved": (ProjectApproved, _plain(c.ApproveProject)),
+    "pmo.project.rejected": (Reasoned, _plain(c.RejectProject)),
+    "pmo.project.manager_assigned": (ManagerAssigned, _plain(c.AssignManager)),
+    "pmo.project.started": (Started, _plain(c.StartProject)),
+    "pmo.project.put_on_hold": (Reasoned, _plain(c.PutProjectOnHold)),
+    "pmo.project.resumed": (Nothing, _plain(c.ResumeProject)),
+    "pmo.project.budget_changed": (BudgetChanged, _plain(c.ChangeBudget)),
+    "pmo.project.cost_recorded": (CostRecorded, _plain(c.RecordCost)),
+    "pmo.project.forecast_updated": (ForecastUpdated, _plain(c.UpdateForecast)),
+    "pmo.project.schedule_changed": (ScheduleChanged, _plain(c.ChangeSchedule)),
+    "pmo.project.milestone_planned": (MilestonePlanned, _plain(c.PlanMilestone)),
+    "pmo.project.milestone_achieved": (MilestoneAchieved, _plain(c.AchieveMilestone)),
+    "pmo.project.status_reported": (StatusReported, _status),
+    "pmo.project.risk_raised": (RiskRaised, _plain(c.RaiseRisk)),
+    "pmo.project.risk_closed": (RiskClosed, _plain(c.CloseRisk)),
+    "pmo.project.completed": (Completed, _plain(c.CompleteProject)),
+    "pmo.project.cancelled": (Reasoned, _plain(c.CancelProject)),
+}

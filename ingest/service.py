@@ -1,0 +1,125 @@
+"""Ingest: the one path every inbound CloudEvent takes, from HTTP or from Kafka.
+
+decode -> validate envelope and data -> decide -> store, in batches: a batch is
+stored in one transaction. Each message gets exactly one outcome:
+``accepted`` (stored, with its position), ``duplicate`` (stored before; the
+first position), ``rejected`` (the domain refused it, with the reason) or
+``invalid`` (malformed or schema-invalid, with the reason). Refused messages go
+to the ``RefusalSink`` with their original bytes, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from pydantic import ValidationError
+
+from domain.application import PmoApplication
+from domain.commands import Command
+from domain.values import Envelope
+from ingest.cloudevents import CloudEvent, MalformedEventError, describe
+from ingest.schemas import TYPES
+
+Status = Literal["accepted", "duplicate", "rejected", "invalid", "queued"]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    status: Status
+    id: str | None = None
+    source: str | None = None
+    position: int | None = None
+    reason: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A message that was not stored, kept whole with why."""
+
+    kind: Literal["dlq", "rejected"]
+    reason: str
+    raw: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    source: str | None = None
+    event_id: str | None = None
+    type: str | None = None
+    subject: str | None = None
+    origin: str = "http"
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class RefusalSink(Protocol):
+    def record_refusals(self, refusals: Sequence[Refusal]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message as received: parsed, or the reason it could not be."""
+
+    raw: bytes
+    event: CloudEvent | None = None
+    error: str | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    origin: str = "http"
+
+
+def to_command(event: CloudEvent) -> tuple[Envelope, Command]:
+    """Validate the data of ``event`` for its type and build its command."""
+    try:
+        schema, build = TYPES[event.type]
+    except KeyError:
+        raise MalformedEventError(f"type: unknown event type '{event.type}'") from None
+    try:
+        data = schema.model_validate(event.data)
+    except ValidationError as e:
+        raise MalformedEventError("data." + describe(e)) from None
+    return event.envelope(), build(event.subject, data)
+
+
+class IngestService:
+    def __init__(self, app: PmoApplication, refusals: RefusalSink | None = None) -> None:
+        self.app = app
+        self.refusals = refusals
+
+    def submit(self, messages: Sequence[Inbound]) -> list[Result]:
+        """Store a batch in one transaction; one result per message, in order."""
+        results: list[Result | None] = [None] * len(messages)
+        valid: list[int] = []
+        items: list[tuple[Envelope, Command]] = []
+        refused: list[Refusal] = []
+        for i, message in enumerate(messages):
+            event = message.event
+            try:
+                if event is None:
+                    raise MalformedEventError(message.error or "unreadable message")
+                items.append(to_command(event))
+                valid.append(i)
+            except MalformedEventError as e:
+                results[i] = Result("invalid", *_ids(event), reason=str(e), code="invalid")
+                refused.append(_refusal("dlq", str(e), message))
+        for i, outcome in zip(valid, self.app.record(items), strict=True):
+            event = messages[i].event
+            results[i] = Result(outcome.status, *_ids(event), position=outcome.position,
+                                reason=outcome.reason, code=outcome.code)
+            if outcome.status == "rejected":
+                refused.append(_refusal("rejected", outcome.reason or "", messages[i]))
+        if refused and self.refusals is not None:
+            self.refusals.record_refusals(refused)
+        return [r for r in results if r is not None]
+
+
+def _ids(event: CloudEvent | None) -> tuple[str | None, str | None]:
+    return (event.id, event.source) if event is not None else (None, None)
+
+
+def _refusal(kind: Literal["dlq", "rejected"], reason: str, message: Inbound) -> Refusal:
+    event = message.event
+    return Refusal(
+        kind, reason, message.raw, message.headers,
+        source=event.source if event else None, event_id=event.id if event else None,
+        type=event.type if event else None, subject=event.subject if event else None,
+        origin=message.origin)

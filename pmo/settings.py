@@ -1,0 +1,55 @@
+"""All configuration, from ``PMO_*`` environment variables or a ``.env`` file, checked at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.urls import StoreUrl
+
+Role = Literal["publisher", "viewer", "auditor", "admin"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PMO_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("./pmo-data"), description="where the embedded SQLite files live")
+    event_store_url: str | None = Field(None, description="sqlite:///path or postgresql://...")
+    projection_store_url: str | None = Field(None, description="same forms, for projections")
+    kafka_bootstrap: str | None = Field(None, description="Kafka servers; unset = embedded mode")
+    topic_prefix: str = Field("", description="prefix of topic names and consumer group ids")
+    kafka_partitions: int = Field(6, ge=1, description="partitions of topics the workers create")
+    api_keys: dict[str, list[Role]] = Field(
+        default_factory=dict, description='JSON: key -> roles, e.g. {"k1": ["publisher"]}')
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted message")
+    ingest_batch_size: int = Field(500, ge=1, le=10_000)
+    poll_interval_ms: int = Field(20, ge=1, description="embedded runner's notification poll")
+
+    @field_validator("event_store_url", "projection_store_url")
+    @classmethod
+    def _parseable(cls, value: str | None) -> str | None:
+        if value is not None:
+            StoreUrl.parse(value)  # fail fast with a message naming the URL
+        return value
+
+    @property
+    def event_store(self) -> StoreUrl:
+        if self.event_store_url:
+            return StoreUrl.parse(self.event_store_url)
+        return StoreUrl.sqlite_in(self.data_dir, "events.sqlite")
+
+    @property
+    def projection_store(self) -> StoreUrl:
+        if self.projection_store_url:
+            return StoreUrl.parse(self.projection_store_url)
+        return StoreUrl.sqlite_in(self.data_dir, "projections.sqlite")
+
+    @property
+    def kafka_mode(self) -> bool:
+        return bool(self.kafka_bootstrap)
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"

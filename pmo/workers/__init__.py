@@ -1,0 +1,1 @@
+"""The Kafka-mode workers, each its own process."""

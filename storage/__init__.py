@@ -1,0 +1,1 @@
+"""Infrastructure for the stores: recorders that extend eventsourcing's, and URL parsing."""

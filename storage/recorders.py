@@ -1,0 +1,158 @@
+"""Event store recorders that also keep inbound receipts and recording times.
+
+Both tables are written in the transaction that inserts the events, after the
+events (on PostgreSQL, after the EXCLUSIVE lock the insert takes), so:
+
+- ``inbound_receipts`` (source, event_id) is unique: a message delivered twice
+  makes the second transaction fail whole, and nothing is stored twice;
+- ``event_times`` maps (aggregate, recording time) to a version, so the state
+  of an aggregate as known at any instant loads without scanning its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from domain.application import Key, Receipt
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(instant: datetime) -> int:
+    """SQLite keeps instants as integer microseconds since the epoch: exact and ordered."""
+    return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+def _rows(stored_events: Sequence[StoredEvent], ids: Sequence[int],
+          receipts: Sequence[Receipt], timestamps: Sequence[datetime],
+          ) -> tuple[list[tuple[str, str, int]], list[tuple[Any, int, datetime, int]]]:
+    position = {(s.originator_id, s.originator_version): n for s, n in zip(stored_events, ids,
+                                                                          strict=True)}
+    receipt_rows = [(r.source, r.event_id, position[(r.originator_id, r.originator_version)])
+                    for r in receipts]
+    time_rows = [(s.originator_id, s.originator_version, t, n)
+                 for s, t, n in zip(stored_events, timestamps, ids, strict=True)]
+    return receipt_rows, time_rows
+
+
+class PmoSQLiteRecorder(SQLiteApplicationRecorder):
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS inbound_receipts ("
+            "source TEXT NOT NULL, event_id TEXT NOT NULL, position INTEGER NOT NULL, "
+            "PRIMARY KEY (source, event_id)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS event_times ("
+            "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
+            "recorded_at INTEGER NOT NULL, position INTEGER NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS event_times_by_time "
+            "ON event_times (originator_id, recorded_at)",
+        ]
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        assert ids is not None
+        receipts, times = _rows(stored_events, ids, kwargs.get("receipts", ()),
+                                kwargs.get("timestamps", ()))
+        if receipts:
+            c.executemany("INSERT INTO inbound_receipts VALUES (?,?,?)", receipts)
+        if times:
+            c.executemany("INSERT INTO event_times VALUES (?,?,?,?)",
+                          [(i.hex, v, _micros(t), n) for i, v, t, n in times])
+        return ids
+
+    def positions_of(self, keys: Iterable[Key]) -> dict[Key, int]:
+        keys = list(keys)
+        found: dict[Key, int] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(keys), 400):
+                chunk = keys[start:start + 400]
+                c.execute(
+                    "SELECT source, event_id, position FROM inbound_receipts WHERE "
+                    + " OR ".join(["(source=? AND event_id=?)"] * len(chunk)),
+                    [part for key in chunk for part in key])
+                found.update({(r[0], r[1]): r[2] for r in c.fetchall()})
+        return found
+
+    def version_at(self, originator_id: UUID, instant: datetime) -> int | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT MAX(originator_version) FROM event_times "
+                      "WHERE originator_id=? AND recorded_at<=?",
+                      (originator_id.hex, _micros(instant)))
+            row = c.fetchone()
+        return None if row is None else row[0]
+
+
+class PmoPostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *,
+                 events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(datastore.schema)
+        self.receipts_table = Identifier(f"{events_table_name}_receipts")
+        self.times_table = Identifier(f"{events_table_name}_times")
+        self.sql_create_statements += [
+            SQL("CREATE TABLE IF NOT EXISTS {}.{} (source text NOT NULL, event_id text NOT NULL,"
+                " position bigint NOT NULL, PRIMARY KEY (source, event_id))"
+                ).format(schema, self.receipts_table),
+            SQL("CREATE TABLE IF NOT EXISTS {}.{} (originator_id uuid NOT NULL,"
+                " originator_version bigint NOT NULL, recorded_at timestamptz NOT NULL,"
+                " position bigint NOT NULL, PRIMARY KEY (originator_id, originator_version))"
+                ).format(schema, self.times_table),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} (originator_id, recorded_at)").format(
+                Identifier(f"{events_table_name}_times_by_time"), schema, self.times_table),
+        ]
+        self._insert_receipts = SQL("INSERT INTO {}.{} VALUES (%s, %s, %s)").format(
+            schema, self.receipts_table)
+        self._insert_times = SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s)").format(
+            schema, self.times_table)
+        self._select_receipts = SQL(
+            "SELECT r.source, r.event_id, r.position FROM {}.{} r "
+            "JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id) "
+            "ON r.source = k.source AND r.event_id = k.event_id").format(
+            schema, self.receipts_table)
+        self._select_version_at = SQL(
+            "SELECT MAX(originator_version) AS v FROM {}.{} "
+            "WHERE originator_id = %s AND recorded_at <= %s").format(schema, self.times_table)
+
+    def _fetch_ids_after_insert_events(self, curs: Cursor[DictRow],
+                                       stored_events: Sequence[StoredEvent],
+                                       **kwargs: Any) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert ids is not None
+        receipts, times = _rows(stored_events, ids, kwargs.get("receipts", ()),
+                                kwargs.get("timestamps", ()))
+        # A repeated receipt fails this statement, which aborts the whole transaction.
+        if receipts:
+            curs.executemany(self._insert_receipts, receipts)
+        if times:
+            curs.executemany(self._insert_times, times)
+        return ids
+
+    def positions_of(self, keys: Iterable[Key]) -> dict[Key, int]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_receipts, ([k[0] for k in keys], [k[1] for k in keys]))
+            return {(r["source"], r["event_id"]): r["position"] for r in curs.fetchall()}
+
+    def version_at(self, originator_id: UUID, instant: datetime) -> int | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_version_at, (originator_id, instant))
+            row = curs.fetchone()
+        return None if row is None else row["v"]

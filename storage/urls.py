@@ -1,0 +1,76 @@
+"""Store URLs (``sqlite:///path``, ``postgresql://user:pw@host:port/db?schema=s``) as settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUrl:
+    kind: str  # "sqlite" or "postgresql"
+    path: str = ""
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    schema: str = "public"
+
+    @classmethod
+    def parse(cls, url: str) -> StoreUrl:
+        parsed = urlparse(url)
+        if parsed.scheme == "sqlite":
+            # sqlite:///relative/file.db and sqlite:////absolute/file.db, as SQLAlchemy reads them
+            path = unquote(url.split("?", 1)[0][len("sqlite:///"):]) if url.startswith(
+                "sqlite:///") else ""
+            if not path:
+                raise ValueError(f"a sqlite URL needs a file path: {url!r}")
+            return cls("sqlite", path=path)
+        if parsed.scheme in ("postgresql", "postgres"):
+            query = parse_qs(parsed.query)
+            return cls(
+                "postgresql",
+                host=parsed.hostname or "127.0.0.1",
+                port=parsed.port or 5432,
+                user=unquote(parsed.username or ""),
+                password=unquote(parsed.password or ""),
+                dbname=parsed.path.lstrip("/") or "postgres",
+                schema=query.get("schema", ["public"])[0],
+            )
+        raise ValueError(
+            f"unsupported store URL {url!r}: use sqlite:///path or postgresql://user:pw@host/db")
+
+    @classmethod
+    def sqlite_in(cls, directory: Path, filename: str) -> StoreUrl:
+        return cls("sqlite", path=str(directory / filename))
+
+    def event_store_env(self) -> dict[str, str]:
+        """The eventsourcing environment of the PMO application for this store."""
+        if self.kind == "sqlite":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.path,
+                "SQLITE_LOCK_TIMEOUT": "30",
+                "APPLICATION_RECORDER_TOPIC": "storage.recorders:PmoSQLiteRecorder",
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_SCHEMA": self.schema,
+            # Never wait forever for the insert lock (the library's default is 0: forever).
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_MAX_OVERFLOW": "4",
+            "APPLICATION_RECORDER_TOPIC": "storage.recorders:PmoPostgresRecorder",
+        }
+
+    def psycopg_conninfo(self) -> str:
+        return (f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "
+                f"password={self.password}")

@@ -1,0 +1,41 @@
+"""What routes get from the composition root, through ``app.state`` and ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+
+from domain.application import PmoApplication
+from ingest.service import Inbound, Result
+from pmo.settings import Settings
+
+if TYPE_CHECKING:
+    from projections.runner import EmbeddedRunner
+    from projections.service import ProjectionService
+
+
+class Ingestor(Protocol):
+    """Embedded: ``IngestService`` (stores now). Kafka mode: publishes to pmo.inbound (queued)."""
+
+    def submit(self, messages: Sequence[Inbound]) -> list[Result]: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    app: PmoApplication
+    ingest: Ingestor
+    projections: ProjectionService
+    runner: EmbeddedRunner | None = None  # None in Kafka mode: consumers feed the views
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,68 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import DomainRejection
+
+PROBLEM = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answered as problem JSON; ``kind`` becomes the type URI's last part."""
+
+    def __init__(self, status: int, title: str, detail: str | None = None,
+                 kind: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.kind = kind or title.lower().replace(" ", "-")
+        self.extra = extra
+
+
+def problem_response(status: int, title: str, detail: str | None, kind: str,
+                     instance: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"https://pmo-ledger.dev/problems/{kind}", "title": title,
+                            "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """One handler per error class, so routes never format errors themselves."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, exc.kind,
+                                request.url.path, **exc.extra)
+
+    @app.exception_handler(DomainRejection)
+    async def _rejection(request: Request, exc: DomainRejection) -> JSONResponse:
+        return problem_response(409, "Rejected by the PMO's rules", exc.reason, exc.code,
+                                request.url.path, reason=exc.reason)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        return problem_response(422, "Invalid request", detail, "invalid-request",
+                                request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized",
+                 403: "Forbidden", 413: "Content too large"}.get(exc.status_code, "HTTP error")
+        return problem_response(exc.status_code, title, str(exc.detail), title.lower().replace(
+            " ", "-"), request.url.path)

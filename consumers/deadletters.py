@@ -1,0 +1,77 @@
+"""Dead letters: refused inbound messages, kept whole, on ``pmo.inbound.dlq`` and ``.rejected``.
+
+Each dead letter has the original key, value and headers, plus ``pmo_reason``,
+``pmo_kind`` (dlq or rejected), ``pmo_source_topic``, ``pmo_source_partition``,
+``pmo_source_offset`` and ``pmo_received_at``. ``flush()`` returns only when the
+broker has every one of them (or raises), so the ingest worker commits its
+offsets only after the refusals are as durable as the stored events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaProducer
+
+from consumers.topics import DLQ, REJECTED, client_options
+from ingest.service import Refusal
+from pmo.settings import Settings
+
+SEND_TIMEOUT_S = 150.0  # longer than the producer's own delivery timeout (120 s)
+REASON_MAX_BYTES = 4096
+
+
+def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """An idempotent producer (acks=all): retries never duplicate or reorder a partition."""
+    options: dict[str, Any] = {**client_options(settings), "enable_idempotence": True,
+                               "acks": "all", "linger_ms": 5, **overrides}
+    return KafkaProducer(**options)
+
+
+class KafkaRefusalSink:
+    """A ``RefusalSink`` that publishes every refusal to its dead-letter topic."""
+
+    def __init__(self, producer: KafkaProducer, settings: Settings) -> None:
+        self._producer = producer
+        self._topics = {"dlq": settings.topic(DLQ), "rejected": settings.topic(REJECTED)}
+        self._pending: list[Any] = []
+        # origin -> the original Kafka key; the ingest worker fills it per batch.
+        self.keys: dict[str, bytes | None] = {}
+        self.sent = {"dlq": 0, "rejected": 0}
+
+    def record_refusals(self, refusals: Sequence[Refusal]) -> None:
+        for refusal in refusals:
+            headers = [*refusal.headers, *_provenance(refusal)]
+            key = self.keys.get(refusal.origin, _subject_key(refusal))
+            self._pending.append(self._producer.send(
+                self._topics[refusal.kind], key=key, value=refusal.raw, headers=headers))
+            self.sent[refusal.kind] += 1
+
+    def flush(self) -> None:
+        """Wait until the broker acknowledged every dead letter sent; raise if one failed."""
+        pending, self._pending = self._pending, []
+        if pending:
+            self._producer.flush(timeout=SEND_TIMEOUT_S)
+        for future in pending:
+            future.get(timeout=SEND_TIMEOUT_S)
+
+
+def _subject_key(refusal: Refusal) -> bytes | None:
+    return refusal.subject.encode() if refusal.subject else None
+
+
+def _provenance(refusal: Refusal) -> list[tuple[str, bytes]]:
+    headers = [
+        ("pmo_reason", refusal.reason.encode()[:REASON_MAX_BYTES]),
+        ("pmo_kind", refusal.kind.encode()),
+        ("pmo_received_at", refusal.received_at.isoformat().encode()),
+    ]
+    parts = refusal.origin.split(":")
+    if len(parts) == 4 and parts[0] == "kafka":  # kafka:<topic>:<partition>:<offset>
+        headers += [("pmo_source_topic", parts[1].encode()),
+                    ("pmo_source_partition", parts[2].encode()),
+                    ("pmo_source_offset", parts[3].encode())]
+    else:
+        headers.append(("pmo_source", refusal.origin.encode()))
+    return headers

@@ -1,0 +1,100 @@
+"""``pmo ingest``: ``pmo.inbound`` -> the event store, with dead letters; offsets last.
+
+One poll batch is one pass: read every message (both content modes), run the
+batch through the same ``IngestService`` as ``POST /v1/events`` (one store
+transaction), publish its refusals to the DLQ and rejected topics and wait for the
+broker's acknowledgement, and only then commit the batch's offsets. A crash
+anywhere before the commit re-reads the batch: stored messages answer
+``duplicate`` (the receipt is unique in the store), refusals are published again
+(dead letters are at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError
+from kafka.structs import OffsetAndMetadata
+
+from consumers.deadletters import KafkaRefusalSink
+from consumers.inbound import origin, read
+from consumers.retry import retrying
+from consumers.topics import INBOUND, client_options, group_id
+from ingest.service import Inbound, Result
+from pmo.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GROUP = "pmo.ingest"
+POLL_TIMEOUT_MS = 200
+
+
+class Submitter(Protocol):
+    def submit(self, messages: Sequence[Inbound]) -> list[Result]: ...
+
+
+def inbound_consumer(settings: Settings) -> KafkaConsumer:
+    return KafkaConsumer(
+        settings.topic(INBOUND), **client_options(settings),
+        group_id=group_id(settings, GROUP), enable_auto_commit=False,
+        auto_offset_reset="earliest", max_poll_records=settings.ingest_batch_size,
+        # A message over the limit must still be fetched, to be dead-lettered.
+        max_partition_fetch_bytes=max(1024 * 1024, settings.max_body_bytes * 2))
+
+
+class InboundWorker:
+    def __init__(self, settings: Settings, ingest: Submitter, sink: KafkaRefusalSink,
+                 consumer: KafkaConsumer) -> None:
+        self._settings = settings
+        self._ingest = ingest
+        self._sink = sink
+        self._consumer = consumer
+        self.outcomes: Counter[str] = Counter()
+
+    def run(self, stop: threading.Event) -> None:
+        batches = 0
+        while not stop.is_set():
+            if self.step():
+                batches += 1
+                if batches % 100 == 0:
+                    log.info("ingest outcomes so far: %s", dict(self.outcomes))
+        log.info("ingest stopping; outcomes: %s", dict(self.outcomes))
+
+    def step(self) -> int:
+        """One batch, end to end; returns how many messages it handled."""
+        polled = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS,
+                                     max_records=self._settings.ingest_batch_size)
+        records: list[Any] = [m for batch in polled.values() for m in batch]
+        if not records:
+            return 0
+        inbound = []
+        self._sink.keys = {}
+        for m in records:
+            where = origin(m.topic, m.partition, m.offset)
+            self._sink.keys[where] = m.key
+            inbound.append(read(m.value, m.headers or [], where=where,
+                                max_bytes=self._settings.max_body_bytes))
+        # A store failure propagates: the process crashes loudly and re-reads the batch.
+        results = self._ingest.submit(inbound)
+        self._sink.flush()
+        self.outcomes.update(r.status for r in results)
+        self._commit(records)
+        return len(records)
+
+    def _commit(self, records: list[Any]) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for m in records:
+            tp = TopicPartition(m.topic, m.partition)
+            if tp not in offsets or offsets[tp].offset <= m.offset:
+                offsets[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
+        try:
+            retrying(lambda: self._consumer.commit(offsets), what="committing offsets")
+        except CommitFailedError as e:
+            # The group rebalanced while this batch was processed; its new owner re-reads
+            # it, and every outcome above is already durable, so the re-read is harmless.
+            log.warning("offsets of a finished batch not committed (%s); it will be re-read", e)

@@ -1,0 +1,73 @@
+"""Topic names (CONTRACT section 3) and their creation by the workers.
+
+Every name is prefixed with ``settings.topic_prefix`` so several environments can
+share one cluster; consumer group ids carry the same prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.errors import TopicAlreadyExistsError, for_code
+
+from consumers.retry import retrying
+from pmo.settings import Settings
+
+INBOUND = "pmo.inbound"
+DLQ = "pmo.inbound.dlq"
+REJECTED = "pmo.inbound.rejected"
+EVENTS = "pmo.events"
+ALL = (INBOUND, DLQ, REJECTED, EVENTS)
+
+
+def bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise SystemExit("PMO_KAFKA_BOOTSTRAP is not set: the Kafka workers need a broker, "
+                         "e.g. PMO_KAFKA_BOOTSTRAP=127.0.0.1:9092")
+    return settings.kafka_bootstrap
+
+
+def group_id(settings: Settings, name: str) -> str:
+    return settings.topic(name)
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Options every client shares; reconnect quickly after a broker restart."""
+    return {"bootstrap_servers": bootstrap(settings), "reconnect_backoff_max_ms": 2000,
+            "request_timeout_ms": 30_000}
+
+
+def ensure_topics(settings: Settings, names: Iterable[str] = ALL) -> list[str]:
+    """Create the (prefixed) topics that are missing; return their full names.
+
+    Several workers start at once, so a topic another one has just created is fine.
+    """
+    full = [settings.topic(n) for n in names]
+    retrying(lambda: _create(settings, full), what="creating topics")
+    return full
+
+
+def _create(settings: Settings, full: list[str]) -> None:
+    admin = KafkaAdminClient(**client_options(settings))
+    try:
+        existing = set(admin.list_topics())
+        missing = {name: {"num_partitions": settings.kafka_partitions,
+                          "replication_factor": 1 if _single_node(admin) else -1}
+                   for name in full if name not in existing}
+        if missing:
+            response = admin.create_topics(missing, timeout_ms=30_000, raise_errors=False)
+            for topic in response["topics"]:
+                error = for_code(topic["error_code"])
+                if topic["error_code"] and error is not TopicAlreadyExistsError:
+                    raise error(f"creating {topic['name']}: {topic.get('error_message')}")
+        admin.wait_for_topics(full, timeout_ms=30_000)
+    finally:
+        admin.close()
+
+
+def _single_node(admin: KafkaAdminClient) -> bool:
+    # -1 lets the broker apply its default replication factor; a one-node
+    # development cluster could still default to more than 1, so say 1 there.
+    return len(admin.describe_cluster()["brokers"]) == 1

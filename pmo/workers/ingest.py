@@ -1,0 +1,34 @@
+"""``pmo ingest``: the Kafka worker from ``pmo.inbound`` into the event store (see
+``consumers.ingest_worker``). Scale it by starting more: they share the partitions."""
+
+from __future__ import annotations
+
+import argparse
+
+from consumers.deadletters import KafkaRefusalSink, producer
+from consumers.ingest_worker import InboundWorker, inbound_consumer
+from consumers.process import configure_logging, stop_on_signals
+from consumers.topics import ensure_topics
+from pmo.bootstrap import build_application, build_ingest
+from pmo.settings import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging()
+    stop = stop_on_signals()
+    ensure_topics(settings)
+    app = build_application(settings)
+    kafka_producer = producer(settings)
+    sink = KafkaRefusalSink(kafka_producer, settings)
+    consumer = inbound_consumer(settings)
+    try:
+        InboundWorker(settings, build_ingest(app, sink), sink, consumer).run(stop)
+    finally:
+        consumer.close(autocommit=False)
+        kafka_producer.close()
+        app.close()
+    return 0

@@ -1,0 +1,134 @@
+"""``POST /v1/events``: one CloudEvent or a batch, structured or binary content mode.
+
+Every message takes the ingest path (``services.ingest``), so refused ones reach
+the rejections log exactly as from Kafka. A single event answers with the HTTP
+status of its outcome (CONTRACT section 8); a batch answers 200 with one result
+per event, in order. After storing, the embedded runner is woken and awaited for
+up to 100 ms, so a read right after the answer sees the write.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.auth import Publisher
+from api.deps import Services, ServicesDep
+from api.metrics import Metrics
+from api.problems import Problem
+from api.routers.event_docs import OPENAPI
+from ingest.cloudevents import (
+    MalformedEventError,
+    binary_attributes,
+    parse_binary,
+    parse_structured,
+)
+from ingest.service import Inbound, Result
+
+router = APIRouter(tags=["events"])
+
+READ_YOUR_WRITES_SECONDS = 0.1
+STRUCTURED = {"application/json", "application/cloudevents+json",
+              "application/cloudevents-batch+json"}
+SINGLE_STATUS = {"accepted": 201, "duplicate": 200, "queued": 202}
+
+
+async def raw_body(request: Request) -> bytes:
+    """The body as bytes: kept whole for the rejections log (a plain ``def`` cannot await)."""
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+
+
+@router.post("/v1/events", summary="Publish one CloudEvent or a batch", status_code=201,
+             openapi_extra=OPENAPI["request"], responses=OPENAPI["responses"])
+def post_events(_: Publisher, services: ServicesDep, request: Request, body: RawBody) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    attributes = binary_attributes(request.headers.items(), "ce-")
+    if attributes is not None:
+        return _single(services, metrics, _binary(attributes, body, request))
+    media_type = request.headers.get("content-type", "application/json")
+    media_type = media_type.split(";", 1)[0].strip().lower()
+    if media_type not in STRUCTURED:
+        raise Problem(415, "Unsupported media type",
+                      f"'{media_type}' is not a CloudEvents content type: send "
+                      "application/cloudevents+json, application/cloudevents-batch+json, "
+                      "application/json, or binary mode with ce-* headers",
+                      kind="unsupported-media-type")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        return _single(services, metrics, Inbound(body, error=f"not valid JSON: {e}"))
+    if isinstance(document, list):
+        return _batch(services, metrics, [_structured(item) for item in document])
+    if media_type == "application/cloudevents-batch+json":
+        return _single(services, metrics, Inbound(body, error="a batch must be a JSON array"))
+    return _single(services, metrics, _structured(document, body))
+
+
+def _structured(item: Any, raw: bytes | None = None) -> Inbound:
+    raw = raw if raw is not None else orjson.dumps(item)
+    if not isinstance(item, dict):
+        return Inbound(raw, error="a CloudEvent must be a JSON object")
+    try:
+        return Inbound(raw, parse_structured(item))
+    except MalformedEventError as e:
+        return Inbound(raw, error=str(e))
+
+
+def _binary(attributes: dict[str, str], body: bytes, request: Request) -> Inbound:
+    headers = tuple((name, value.encode()) for name, value in request.headers.items()
+                    if name.startswith("ce-") or name == "content-type")
+    try:
+        return Inbound(body, parse_binary(attributes, body), headers=headers)
+    except MalformedEventError as e:
+        return Inbound(body, error=str(e), headers=headers)
+
+
+def _store(services: Services, metrics: Metrics, messages: list[Inbound]) -> list[Result]:
+    size = services.settings.ingest_batch_size
+    results: list[Result] = []
+    for start in range(0, len(messages), size):
+        results += services.ingest.submit(messages[start:start + size])
+    metrics.count_ingest(r.status for r in results)
+    positions = [r.position for r in results if r.position is not None]
+    if positions and services.runner is not None:
+        services.runner.wake()
+        services.runner.wait_for(max(positions), READ_YOUR_WRITES_SECONDS)
+    return results
+
+
+def _single(services: Services, metrics: Metrics, message: Inbound) -> Response:
+    result = _store(services, metrics, [message])[0]
+    if result.status in SINGLE_STATUS:
+        body = {"id": result.id, "source": result.source, "status": result.status,
+                "position": result.position}
+        return Response(orjson.dumps(body), SINGLE_STATUS[result.status],
+                        media_type="application/json")
+    reason = result.reason or result.status
+    if result.status == "rejected":
+        raise Problem(409, "Rejected by the PMO's rules", reason, kind=result.code or "rejected",
+                      reason=reason, event_id=result.id)
+    if message.event is None:  # the envelope itself is unreadable
+        raise Problem(400, "Malformed CloudEvent", reason, kind="malformed-event", reason=reason)
+    raise Problem(422, "Invalid event data", reason, kind="invalid-event-data", reason=reason,
+                  event_id=result.id)
+
+
+def _batch(services: Services, metrics: Metrics, messages: list[Inbound]) -> Response:
+    results = _store(services, metrics, messages) if messages else []
+    entries = []
+    for message, result in zip(messages, results, strict=True):
+        entry: dict[str, Any] = {"id": result.id, "status": result.status,
+                                 "position": result.position}
+        if result.status == "rejected":
+            entry.update(reason=result.reason, code=result.code)
+        elif result.status == "invalid":
+            # The same split as a single event's 400 and 422.
+            entry.update(reason=result.reason,
+                         code="malformed-event" if message.event is None else "invalid-event-data")
+        entries.append(entry)
+    return Response(orjson.dumps({"results": entries}), 200, media_type="application/json")

@@ -1,0 +1,81 @@
+"""Probes and metrics: answered without a key, as orchestrators and Prometheus expect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from api.deps import Services, ServicesDep
+from api.metrics import TEXT_FORMAT, Metrics, as_mapping
+from api.problems import Problem
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the stores (and, in Kafka mode, the broker) answer",
+            responses={503: {"description": "a dependency does not answer",
+                             "content": {"application/problem+json": {}}}})
+def readyz(services: ServicesDep) -> dict[str, Any]:
+    checks: dict[str, str] = {}
+    failures: list[str] = []
+    for name, probe in (("event_store", _event_store), ("projection_store", _projection_store),
+                        ("broker", _broker)):
+        try:
+            outcome = probe(services)
+        except Exception as e:  # any failure means "not ready"; the reason is reported
+            outcome = f"error: {type(e).__name__}: {e}"
+            failures.append(name)
+        if outcome is not None:
+            checks[name] = outcome
+    if failures:
+        raise Problem(503, "Not ready", f"not answering: {', '.join(failures)}",
+                      kind="not-ready", checks=checks)
+    return {"status": "ready", "checks": checks}
+
+
+def _event_store(services: Services) -> str:
+    services.app.recorder.max_notification_id()
+    return "ok"
+
+
+def _projection_store(services: Services) -> str:
+    ping = getattr(services.projections, "ping", None)
+    if callable(ping):
+        ping()
+    else:
+        projection_statuses(services)
+    return "ok"
+
+
+def _broker(services: Services) -> str | None:
+    if not services.settings.kafka_mode:
+        return None
+    # The Kafka ingestor says whether the broker answers (consumers.kafka_ingestor).
+    ping = getattr(services.ingest, "ping", None)
+    if callable(ping):
+        ping()
+    return "ok"
+
+
+def projection_statuses(services: Services) -> list[dict[str, Any]]:
+    """Each projection's name, position and lag; from the runner, or the views in Kafka mode."""
+    source: Any = services.runner if services.runner is not None else services.projections
+    return [as_mapping(s) for s in source.status()]
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {}}}})
+def metrics(services: ServicesDep, request: Request) -> PlainTextResponse:
+    registry: Metrics = request.app.state.metrics
+    try:
+        projections = projection_statuses(services)
+    except Exception:  # metrics must still answer when a view store is down; readyz says why
+        projections = []
+    return PlainTextResponse(registry.render(projections), media_type=TEXT_FORMAT)

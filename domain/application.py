@@ -14,6 +14,8 @@ fresh aggregates before it is reported.
 
 from __future__ import annotations
 
+import random
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,8 +25,9 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
 
+from domain import commands as c
 from domain.commands import Command
 from domain.decisions import decide
 from domain.errors import DomainRejection
@@ -37,7 +40,13 @@ from domain.values import Envelope, transcodings
 A = TypeVar("A", Portfolio, Program, Project, Manager)
 Key = tuple[str, str]  # (source, id) of an inbound message
 
-MAX_CONFLICT_RETRIES = 8
+MAX_CONFLICT_RETRIES = 20
+
+# Commands that create an aggregate: a batch asks the store once which already exist.
+CREATES: dict[type[Command], type[BaseAggregate[UUID]]] = {
+    c.OpenPortfolio: Portfolio, c.RegisterManager: Manager, c.LaunchProgram: Program,
+    c.ProposeProject: Project,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +64,11 @@ class PmoEventLike(Protocol):
 
 
 class ReceiptLedger(Protocol):
-    """What the event store knows about inbound messages and recording times."""
+    """What the event store knows about inbound messages, aggregates and recording times."""
 
     def positions_of(self, keys: Iterable[Key]) -> dict[Key, int]: ...
+
+    def existing(self, originator_ids: Iterable[UUID]) -> set[UUID]: ...
 
     def version_at(self, originator_id: UUID, instant: datetime) -> int | None: ...
 
@@ -74,10 +85,18 @@ class PmoApplication(Application[UUID]):
     name = "pmo_ledger"
     snapshotting_intervals = {Project: 100, Portfolio: 200, Manager: 100, Program: 100}
 
-    def __init__(self, env: Mapping[str, str] | None = None, cache_size: int = 20_000) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, cache_size: int = 20_000,
+                 transcoder: JSONTranscoder | None = None) -> None:
+        self._given_transcoder = transcoder  # before super(): it constructs the mapper
         super().__init__(env)
         self._cache: OrderedDict[UUID, BaseAggregate[UUID]] = OrderedDict()
         self._cache_size = cache_size
+
+    def construct_transcoder(self) -> Transcoder:
+        if self._given_transcoder is None:
+            return super().construct_transcoder()
+        self.register_transcodings(self._given_transcoder)
+        return self._given_transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -101,11 +120,14 @@ class PmoApplication(Application[UUID]):
         outcomes: list[Outcome | None] = [None] * len(items)
         keys = [(env.source, env.event_id) for env, _ in items]
         self._mark_duplicates(keys, self.ledger.positions_of(set(keys)), outcomes)
-        for _attempt in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            if attempt:
+                # Jittered backoff: two writers that keep colliding must stop colliding.
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** attempt)))
             pending = [i for i, o in enumerate(outcomes) if o is None]
             if not pending:
                 break
-            uow = UnitOfWork(self)
+            uow = UnitOfWork(self, self._absent_subjects([items[i][1] for i in pending]))
             receipts: dict[int, Receipt] = {}
             first_of: dict[Key, int] = {}
             for i in pending:
@@ -119,7 +141,7 @@ class PmoApplication(Application[UUID]):
                 else:
                     receipts[i] = result
             try:
-                recordings = self.save(*uow.changed(), receipts=list(receipts.values()))
+                recordings = self._save(uow, receipts=list(receipts.values()))
             except IntegrityError:
                 self._evict(uow.loaded_ids())
                 known = self.ledger.positions_of({keys[i] for i in receipts})
@@ -150,6 +172,7 @@ class PmoApplication(Application[UUID]):
             uow.begin_command()
             try:
                 subject = decide(command, env, uow)
+                uow.end_command()
             except DomainRejection as rejection:
                 # A refusal read from cache is checked once more against the store.
                 if not fresh and self._evict(uow.clean_cached_reads()):
@@ -157,6 +180,47 @@ class PmoApplication(Application[UUID]):
                 return Outcome("rejected", reason=rejection.reason, code=rejection.code)
             return Receipt(env.source, env.event_id, subject.id, subject.version)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _save(self, uow: UnitOfWork, **kwargs: Any) -> list[Recording[UUID]]:
+        """``Application.save`` in decision order, without its per-object Protocol checks.
+
+        Events are stored in the order they were decided across aggregates (a
+        portfolio opens before its first project is proposed), not grouped by aggregate.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        processing_event.events.extend(uow.decided_events())
+        for aggregate in uow.changed():
+            aggregate.collect_events()
+            processing_event.aggregates[aggregate.id] = aggregate
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
+    def _absent_subjects(self, commands: Iterable[Command]) -> set[UUID]:
+        """Subjects of creating commands that the store does not hold: no load needed."""
+        ids = {CREATES[type(cmd)].id_for(cmd.subject)  # type: ignore[attr-defined]
+               for cmd in commands if type(cmd) in CREATES}
+        ids = {i for i in ids if i not in self._cache}
+        return ids - self.ledger.existing(ids) if ids else set()
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # The library reloads each aggregate to snapshot it; ours are in memory, current.
+        if self.snapshots is None:
+            return
+        due: set[UUID] = set()
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate)) if aggregate else None
+            if interval and event.originator_version % interval == 0:
+                due.add(event.originator_id)
+        snapshots = []
+        for aggregate_id in due:
+            aggregate = processing_event.aggregates[aggregate_id]
+            snapshots.append(type(aggregate).Snapshot.take(aggregate))  # type: ignore[attr-defined]
+        if snapshots:
+            self.snapshots.put(snapshots)
 
     @staticmethod
     def _mark_duplicates(keys: Sequence[Key], known: Mapping[Key, int],
@@ -205,10 +269,13 @@ class PmoApplication(Application[UUID]):
 class UnitOfWork:
     """The aggregates one batch reads and changes; saved together or not at all."""
 
-    def __init__(self, app: PmoApplication) -> None:
+    def __init__(self, app: PmoApplication, absent: set[UUID] | None = None) -> None:
         self._app = app
-        self._loaded: dict[UUID, BaseAggregate[UUID] | None] = {}
+        self._loaded: dict[UUID, BaseAggregate[UUID] | None] = dict.fromkeys(absent or ())
         self._cached_reads: set[UUID] = set()
+        self._touched: dict[UUID, BaseAggregate[UUID]] = {}
+        self._decided: list[Any] = []  # every new event, in the order decisions made them
+        self._counted: dict[UUID, int] = {}  # pending events already in _decided
 
     def get(self, cls: type[A], key: str) -> A | None:
         aggregate_id = cls.id_for(key)
@@ -224,15 +291,33 @@ class UnitOfWork:
                 except AggregateNotFoundError:
                     found = None
             self._loaded[aggregate_id] = found
+        if found is not None:
+            self._touched[aggregate_id] = found
         if found is not None and not isinstance(found, cls):
             return None  # the id belongs to another kind; uuid5 makes this practically never
         return found
 
     def add(self, aggregate: BaseAggregate[Any]) -> None:
         self._loaded[aggregate.id] = aggregate
+        self._touched[aggregate.id] = aggregate
 
     def begin_command(self) -> None:
         self._cached_reads = set()
+        self._touched = {}
+
+    def end_command(self) -> None:
+        """Note the events this command triggered, in the order it triggered them."""
+        # Within one command, events of different aggregates keep the decision's
+        # order of aggregates: decisions trigger the subject first.
+        for aggregate in self._touched.values():
+            self._decided.extend(aggregate.pending_events[self._pending_before(aggregate):])
+        self._counted.update({i: len(a.pending_events) for i, a in self._touched.items()})
+
+    def _pending_before(self, aggregate: BaseAggregate[UUID]) -> int:
+        return self._counted.get(aggregate.id, 0)
+
+    def decided_events(self) -> list[Any]:
+        return self._decided
 
     def clean_cached_reads(self) -> set[UUID]:
         """Cache hits of the current command without pending events: safe to reload."""

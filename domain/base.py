@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import AggregateCreated, AggregateEvent
@@ -13,6 +14,7 @@ from domain.values import Envelope
 ID_NAMESPACE = UUID("6f1c2a8e-4b5d-5e0f-9a3b-2c7d8e9f0a1b")
 
 
+@lru_cache(maxsize=200_000)
 def store_id(kind: str, key: str) -> UUID:
     """The store's id for the publisher's id ``key`` of an aggregate of ``kind``.
 

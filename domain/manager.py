@@ -6,6 +6,7 @@ releases are recorded here, so concurrent assignments conflict on its version.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import BaseAggregate
@@ -18,6 +19,7 @@ from domain.values import Envelope
 
 class Manager(BaseAggregate[UUID]):
     TOPIC = "pmo.manager"
+    class_version = 2  # v2 holds a grade (snapshots of v1 lack it)
 
     key: str
     name: str
@@ -28,6 +30,11 @@ class Manager(BaseAggregate[UUID]):
 
     def __init__(self) -> None:
         """State is set by ``Registered.apply``; annotations above only declare it."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Snapshots of v1 have no grade."""
+        state["grade"] = None
 
     @staticmethod
     def id_for(key: str) -> UUID:
@@ -41,9 +48,15 @@ class Manager(BaseAggregate[UUID]):
 
     class Registered(Event, PmoCreated):
         TOPIC = "pmo.manager.registered"
+        class_version = 2
         name: str
         capacity: int
         grade: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """v1, stored before grades were tracked, had none."""
+            state["grade"] = None
 
         def apply(self, m: Manager) -> None:
             m.key = self.key

@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints figures and a baseline measured in the same run."""

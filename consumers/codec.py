@@ -11,16 +11,15 @@ interleave arbitrarily; ``prev_position`` lets an auditor re-chain the whole log
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.application import Application
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import Mapper, Notification, StoredEvent
 
 from domain.application import PmoApplication
-from projections.feed import RecordedEvent
+from projections.feed import RecordedEvent, to_recorded
 
 Headers = list[tuple[str, bytes]]
 
@@ -49,16 +48,20 @@ def _recorded_at(state: bytes) -> bytes:
 
 
 class EventDecoder:
-    """Turns ``pmo.events`` messages back into the ``RecordedEvent`` of the embedded feed."""
+    """Turns ``pmo.events`` messages back into the ``RecordedEvent`` of the embedded feed.
 
-    def __init__(self, to_domain_event: Callable[[StoredEvent], Any]) -> None:
-        self._to_domain_event = to_domain_event
+    Like the embedded runner, it does not decode the domain event (projections read
+    the stored JSON); the mapper is there for a configured cipher or compressor.
+    """
+
+    def __init__(self, mapper: Mapper[UUID]) -> None:
+        self._mapper = mapper
 
     @classmethod
     def for_pmo(cls) -> EventDecoder:
         """The PMO application's mapper (same transcodings), on no store at all."""
-        app: Application[UUID] = PmoApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-        return cls(app.mapper.to_domain_event)
+        app = PmoApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        return cls(app.mapper)
 
     def decode(self, value: bytes, headers: Sequence[tuple[str, bytes]]) -> RecordedEvent:
         h = dict(headers)
@@ -67,8 +70,8 @@ class EventDecoder:
             version = int(h["version"])
             topic = h["topic"].decode()
             position = int(h["position"])
+            prev_position = int(h["prev_position"])
         except (KeyError, ValueError) as e:
             raise ValueError(f"not a pmo.events message (headers {sorted(h)}): {e}") from e
-        stored = StoredEvent(originator_id, version, topic, value)
-        return RecordedEvent(position, originator_id, version, topic, value,
-                             self._to_domain_event(stored))
+        return to_recorded(self._mapper, position,
+                           StoredEvent(originator_id, version, topic, value), prev_position)

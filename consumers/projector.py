@@ -1,0 +1,117 @@
+"""``pmo consume``: ``pmo.events`` -> one projection, through the embedded runner's own code.
+
+Each poll batch goes to ``projection.process(events, tracking)``, which writes the
+view and ``{"<topic>:<partition>": next offset}`` in one transaction of the
+projection store. That store, not Kafka, is the source of truth for positions: on
+every (re)assignment each partition is sought to the offset it holds (or to the
+beginning), so an event changes a view exactly once across crashes and
+rebalances; a re-delivered event is skipped by the projection (aggregate
+version). Kafka offsets are committed too, asynchronously, only so that lag shows
+per consumer group. Processes of one projection share one group and split its
+partitions; a dead one's partitions move after ``SESSION_TIMEOUT_MS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from consumers.codec import EventDecoder
+from consumers.topics import EVENTS, client_options, group_id
+from pmo.settings import Settings
+from projections.feed import RecordedEvent
+
+log = logging.getLogger(__name__)
+
+SESSION_TIMEOUT_MS = 10_000
+POLL_TIMEOUT_MS = 100
+MAX_RECORDS = 5000
+
+
+class ProjectionLike(Protocol):
+    name: str
+
+    def process(self, events: Sequence[RecordedEvent], tracking: Mapping[str, int]) -> None: ...
+
+    def tracking(self) -> dict[str, int]: ...
+
+
+def tracking_key(tp: TopicPartition) -> str:
+    return f"{tp.topic}:{tp.partition}"
+
+
+def projection_group(settings: Settings, name: str) -> str:
+    return group_id(settings, f"pmo.projection.{name}")
+
+
+def events_consumer(settings: Settings, group: str, **overrides: Any) -> KafkaConsumer:
+    options: dict[str, Any] = {
+        **client_options(settings), "group_id": group, "enable_auto_commit": False,
+        "auto_offset_reset": "earliest", "max_poll_records": MAX_RECORDS,
+        "session_timeout_ms": SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 3000,
+        "fetch_max_bytes": 64 * 1024 * 1024, "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        **overrides}
+    return KafkaConsumer(**options)
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: ProjectionConsumer) -> None:
+        self._owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass  # every processed batch is already durable with its offsets
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._owner.seek_to_stored(list(assigned))
+
+
+class ProjectionConsumer:
+    def __init__(self, settings: Settings, projection: ProjectionLike,
+                 decoder: EventDecoder, consumer: KafkaConsumer | None = None) -> None:
+        self.projection = projection
+        self._decoder = decoder
+        self._consumer = consumer or events_consumer(
+            settings, projection_group(settings, projection.name))
+        self._consumer.subscribe([settings.topic(EVENTS)], listener=_SeekToStored(self))
+        self.applied = 0
+
+    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        stored = self.projection.tracking()
+        for tp in partitions:
+            offset = stored.get(tracking_key(tp))
+            if offset is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        log.info("%s: assigned %s", self.projection.name,
+                 sorted(tracking_key(tp) for tp in partitions))
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.step()
+
+    def step(self, timeout_ms: int = POLL_TIMEOUT_MS) -> int:
+        polled = self._consumer.poll(timeout_ms=timeout_ms)
+        if not polled:
+            return 0
+        events: list[RecordedEvent] = []
+        tracking: dict[str, int] = {}
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, messages in polled.items():
+            events.extend(self._decoder.decode(m.value, m.headers) for m in messages)
+            tracking[tracking_key(tp)] = messages[-1].offset + 1
+            offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+        # A projection store failure propagates: crash loudly, restart from stored offsets.
+        self.projection.process(events, tracking)
+        self.applied += len(events)
+        self._consumer.commit_async(offsets)
+        return len(events)
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)

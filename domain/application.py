@@ -143,10 +143,15 @@ class PmoApplication(Application[UUID]):
             try:
                 recordings = self._save(uow, receipts=list(receipts.values()))
             except IntegrityError:
+                # A duplicate delivery or a version conflict: nothing was stored. Every
+                # decision of this attempt (refusals too) rested on state that was never
+                # committed, so all are made again on fresh aggregates.
                 self._evict(uow.loaded_ids())
+                for i in pending:
+                    outcomes[i] = None
                 known = self.ledger.positions_of({keys[i] for i in receipts})
                 self._mark_duplicates(keys, known, outcomes)
-                continue  # duplicates marked, or a version conflict: decide again, fresh
+                continue
             except BaseException:
                 self._evict(uow.loaded_ids())  # cached objects hold unsaved events
                 raise

@@ -1,0 +1,77 @@
+"""Views as recorded at an instant (CONTRACT section 6: recording time, never publisher time).
+
+A project, program or manager as of T folds that aggregate's own stored
+events up to the version it had at T (the store's ``event_times`` index says
+which), through the same folds and renderers as the live views. Roll-ups read
+the temporal table of project figures at T, so a portfolio of 10,000 projects
+as of T costs one indexed query, never a scan of the event store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from domain.application import PmoApplication
+from domain.base import store_id
+from projections.feed import from_stored, micros
+from projections.folds import (
+    Doc,
+    fold_all,
+    fold_manager,
+    fold_portfolio,
+    fold_program,
+    fold_project,
+)
+from projections.projects import F_MANAGER, ProjectProjection
+from projections.views import manager_view, portfolio_view, program_view, project_view
+
+
+def doc_at(app: PmoApplication, kind: str, key: str, at: datetime, fold: Any) -> Doc | None:
+    originator_id = store_id(kind, key)
+    version = app.ledger.version_at(originator_id, at)
+    if version is None:
+        return None
+    stored = app.recorder.select_events(originator_id, lte=version)
+    return fold_all(fold, from_stored(app.mapper, stored))
+
+
+def project(app: PmoApplication, key: str, at: datetime) -> dict[str, Any] | None:
+    doc = doc_at(app, "project", key, at, fold_project)
+    return None if doc is None else project_view(doc, at.date())
+
+
+def portfolio(app: PmoApplication, projects: ProjectProjection, key: str,
+              at: datetime) -> dict[str, Any] | None:
+    doc = doc_at(app, "portfolio", key, at, fold_portfolio)
+    if doc is None:
+        return None
+    return portfolio_view(doc, projects.figs_at(key, micros(at)), at.date())
+
+
+def program(app: PmoApplication, projects: ProjectProjection, key: str,
+            at: datetime) -> dict[str, Any] | None:
+    doc = doc_at(app, "program", key, at, fold_program)
+    if doc is None:
+        return None
+    # A project's program never changes, so today's members are the candidates.
+    ids = [r[0] for r in projects.db.query("SELECT id FROM pv_projects WHERE program_id = ?",
+                                           (key,))]
+    return program_view(doc, projects.figs_at(doc["portfolio_id"], micros(at), ids), at.date())
+
+
+def manager(app: PmoApplication, projects: ProjectProjection, key: str,
+            at: datetime) -> dict[str, Any] | None:
+    doc = doc_at(app, "manager", key, at, fold_manager)
+    if doc is None:
+        return None
+    ids = [store_id("project", k).hex for k in doc.get("assigned_ever", ())]
+    by_portfolio: dict[str, list[str]] = {}
+    if ids:
+        rows = projects.db.query("SELECT id, portfolio_id FROM pv_projects WHERE id IN "
+                                 f"({','.join('?' * len(ids))})", ids)
+        for id_, portfolio_id in rows:
+            by_portfolio.setdefault(portfolio_id, []).append(id_)
+    figs = [f for portfolio_id, members in by_portfolio.items()
+            for f in projects.figs_at(portfolio_id, micros(at), members) if f[F_MANAGER] == key]
+    return manager_view(doc, figs, at.date())

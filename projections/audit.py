@@ -1,0 +1,133 @@
+"""The audit trail: every stored event, hash-chained in store order.
+
+hash(n) = SHA-256(prev_hash(n) || canonical(n)), where canonical(n) is
+``"{position}\\n{originator_id}\\n{version}\\n{topic}\\n"`` in UTF-8 followed by the
+exact stored state bytes, and prev_hash of the first event is 64 zeros. Any
+change to a stored event (its bytes, topic, version, position), a deletion or a
+reordering changes every later hash; ``verify`` recomputes the chain from the
+event store itself and names the first position where it breaks.
+
+Ordering, what the caller must guarantee: the chain is appended strictly in
+store order. Each ``RecordedEvent`` should carry ``prev_position`` (the
+position of the previous event in the store's log, 0 for the first); an event
+is appended only once its predecessor is recorded, and events that arrive
+early (another Kafka partition lags) are held back in ``pv_audit_pending``, in
+the same transaction as the caller's tracking rows, so holding back is as
+durable as appending. Without ``prev_position`` the caller guarantees that the
+batch, sorted by position, continues the log with nothing missing (the
+embedded runner's case). Re-delivered positions are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from projections.base import Projection
+from projections.db import Tx, chunks, in_list
+from projections.feed import RecordedEvent, iso_micros, value
+
+GENESIS = "0" * 64
+COLUMNS = ("position", "aggregate_id", "store_id", "kind", "version", "type", "time",
+           "recorded_at", "recorded_us", "actor", "source", "event_id", "hash", "prev_hash")
+
+
+def chain_hash(prev_hash: str, position: int, originator_id: str, version: int, topic: str,
+               state: bytes) -> str:
+    canonical = f"{position}\n{originator_id}\n{version}\n{topic}\n".encode() + state
+    return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
+
+
+class AuditTrailProjection(Projection):
+    """Every stored event with its place in the hash chain."""
+
+    name = "audit"
+    topics = ("pmo.",)
+    tables = ("pv_audit", "pv_audit_pending")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keys: dict[str, str] = {}  # store id -> publisher's id (from Created events)
+
+    def ddl(self) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS pv_audit (position {PK_INT}, aggregate_id TEXT, "
+            "store_id TEXT NOT NULL, kind TEXT NOT NULL, version {INT} NOT NULL, "
+            "type TEXT NOT NULL, time TEXT, recorded_at TEXT NOT NULL, "
+            "recorded_us {INT} NOT NULL, actor TEXT, source TEXT, event_id TEXT, "
+            "hash TEXT NOT NULL, prev_hash TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS pv_audit_store_id ON pv_audit (store_id, version)",
+            "CREATE TABLE IF NOT EXISTS pv_audit_pending (position {PK_INT}, "
+            "prev_position {INT}, originator_id TEXT NOT NULL, version {INT} NOT NULL, "
+            "topic TEXT NOT NULL, state {BLOB} NOT NULL)",
+        ]
+
+    def clear(self, *, rebuilding: bool = False) -> None:
+        self._keys.clear()
+        super().clear(rebuilding=rebuilding)
+
+    def head(self, tx: Tx) -> tuple[int, str]:
+        rows = tx.query("SELECT position, hash FROM pv_audit ORDER BY position DESC LIMIT 1")
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        last, prev_hash = self.head(tx)
+        pending = {e.position: e for e in events if e.position > last}
+        held = tx.query("SELECT position, prev_position, originator_id, version, topic, state "
+                        "FROM pv_audit_pending")
+        for pos, prev, oid, version, topic, state in held:
+            if pos > last and pos not in pending:
+                pending[pos] = _held(pos, prev, oid, version, topic, bytes(state))
+        ordered = sorted(pending)
+        appended: list[RecordedEvent] = []
+        for pos in ordered:
+            e = pending[pos]
+            expected = e.prev_position
+            if expected is not None and expected != last:
+                break  # its predecessor has not arrived yet: hold back this and later ones
+            appended.append(e)
+            last = pos
+        self._resolve_keys(tx, appended)
+        rows = []
+        for e in appended:
+            sid = e.originator_id.hex
+            h = chain_hash(prev_hash, e.position, sid, e.originator_version, e.topic, e.state)
+            p = e.payload
+            rows.append((e.position, self._keys.get(sid), sid, e.topic.split(".")[1],
+                         e.originator_version, e.topic, value(p, "time"), e.recorded_at_iso,
+                         iso_micros(e.recorded_at_iso), p.get("actor"), p.get("source"),
+                         p.get("event_id"), h, prev_hash))
+            prev_hash = h
+        tx.executemany(f"INSERT INTO pv_audit ({', '.join(COLUMNS)}) VALUES "
+                       f"{in_list(len(COLUMNS))}", rows)
+        done = {e.position for e in appended}
+        tx.executemany("DELETE FROM pv_audit_pending WHERE position = ?",
+                       [(p,) for p, *_ in held if p in done or p <= last])
+        held_positions = {p for p, *_ in held}
+        tx.executemany(
+            "INSERT INTO pv_audit_pending (position, prev_position, originator_id, version, "
+            "topic, state) VALUES (?,?,?,?,?,?)",
+            [(e.position, e.prev_position, e.originator_id.hex, e.originator_version, e.topic,
+              e.state) for p, e in pending.items()
+             if p not in done and p not in held_positions])
+
+    def _resolve_keys(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        for e in events:
+            if e.originator_version == 1 and "key" in e.payload:
+                self._keys[e.originator_id.hex] = e.payload["key"]
+        missing = list({e.originator_id.hex for e in events} - self._keys.keys())
+        for part in chunks(missing):
+            for sid, key in tx.query("SELECT store_id, aggregate_id FROM pv_audit WHERE "
+                                     f"version = 1 AND store_id IN {in_list(len(part))}", part):
+                if key is not None:
+                    self._keys[sid] = key
+
+    def count(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) FROM pv_audit")[0][0])
+
+
+def _held(pos: int, prev: int | None, oid: str, version: int, topic: str,
+          state: bytes) -> RecordedEvent:
+    return RecordedEvent(pos, UUID(oid), version, topic, state, None, prev)

@@ -1,0 +1,98 @@
+"""What every projection shares: batch processing with its tracking, in one transaction.
+
+``process(events, tracking)`` applies a batch of ``RecordedEvent`` and upserts
+the caller's tracking rows (key -> value, e.g. ``{"store": last_position}`` for
+the embedded runner, ``{"pmo.events:3": next_offset}`` for a Kafka consumer) in
+ONE transaction of the projection store, so a view and the position it reflects
+can never disagree. Events already applied are skipped (per aggregate: version
+<= last applied version), so re-delivery never counts twice. Within one
+aggregate, events must arrive in version order (the store's log and a Kafka
+partition keyed by aggregate both guarantee it); across aggregates any order.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar
+
+from projections.db import Db, Tx
+from projections.feed import RecordedEvent, iso_micros
+
+TRACKING_DDL = ("CREATE TABLE IF NOT EXISTS pv_tracking (projection TEXT NOT NULL, "
+                "key TEXT NOT NULL, value {INT} NOT NULL, PRIMARY KEY (projection, key))")
+UPSERT_TRACKING = ("INSERT INTO pv_tracking (projection, key, value) VALUES (?,?,?) "
+                   "ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value")
+# Tracking keys the service keeps for itself (never a caller's key).
+LAST_EVENT_AT = "_last_event_us"
+POSITION = "_position"  # the highest store position applied (Kafka may apply out of order)
+MAX_TRACKING = ("INSERT INTO pv_tracking (projection, key, value) VALUES (?,?,?) "
+                "ON CONFLICT (projection, key) DO UPDATE SET value = CASE WHEN "
+                "excluded.value > pv_tracking.value THEN excluded.value ELSE pv_tracking.value END")
+REBUILDING = "_rebuilding"
+
+
+class Projection(ABC):
+    name: ClassVar[str]
+    topics: ClassVar[tuple[str, ...]]  # topic prefixes this projection reads
+    tables: ClassVar[tuple[str, ...]]
+
+    def __init__(self, db: Db, on_change: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self._on_change = on_change
+
+    @abstractmethod
+    def ddl(self) -> list[str]:
+        """CREATE statements of this projection's tables (idempotent)."""
+
+    @abstractmethod
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        """Apply the batch (only the topics of this projection) inside ``tx``."""
+
+    def create_tables(self) -> None:
+        with self.db.transaction() as tx:
+            for statement in [TRACKING_DDL, *self.ddl()]:
+                tx.execute(self.db.ddl(statement))
+
+    def process(self, events: Sequence[RecordedEvent], tracking: Mapping[str, int]) -> None:
+        mine = [e for e in events if e.topic.startswith(self.topics)]
+        rows = [(self.name, k, int(v)) for k, v in tracking.items()]
+        highest = []
+        if events:
+            highest = [(self.name, POSITION, max(e.position for e in events)),
+                       (self.name, LAST_EVENT_AT,
+                        max(iso_micros(e.recorded_at_iso) for e in events[-50:]))]
+        with self.db.transaction() as tx:
+            if mine:
+                self.apply(tx, mine)
+            tx.executemany(UPSERT_TRACKING, rows)
+            tx.executemany(MAX_TRACKING, highest)
+        if self._on_change is not None:
+            self._on_change()
+
+    def tracking(self) -> dict[str, int]:
+        rows = self.db.query("SELECT key, value FROM pv_tracking WHERE projection = ?",
+                             (self.name,))
+        return {k: int(v) for k, v in rows}
+
+    def set_tracking(self, values: Mapping[str, int]) -> None:
+        with self.db.transaction() as tx:
+            tx.executemany(UPSERT_TRACKING, [(self.name, k, v) for k, v in values.items()])
+
+    def clear(self, *, rebuilding: bool = False) -> None:
+        """Empty the view and forget every position: the next events rebuild it from scratch."""
+        with self.db.transaction() as tx:
+            for table in self.tables:
+                tx.execute(f"DELETE FROM {table}")
+            tx.execute("DELETE FROM pv_tracking WHERE projection = ?", (self.name,))
+            if rebuilding:
+                tx.execute(UPSERT_TRACKING, (self.name, REBUILDING, 1))
+        if self._on_change is not None:
+            self._on_change()
+
+    def finish_rebuild(self) -> None:
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM pv_tracking WHERE projection = ? AND key = ?",
+                       (self.name, REBUILDING))
+        if self._on_change is not None:
+            self._on_change()

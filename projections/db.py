@@ -1,0 +1,150 @@
+"""A thin adapter over the projection store: SQLite (default) or PostgreSQL.
+
+One SQL dialect: statements are written with ``?`` placeholders and the few
+type names below in braces (``{INT}``, ``{REAL}``, ``{BLOB}``); for PostgreSQL
+``?`` becomes ``%s``. ``INSERT ... ON CONFLICT ... DO UPDATE`` works on both.
+
+Each thread has its own connection (FastAPI runs plain ``def`` routes in a
+thread pool; SQLite connections must not be shared mid-transaction). Writes go
+through ``transaction()``: one transaction, committed at the end or rolled back
+on error. SQLite runs in WAL mode so readers never wait for the writer, with
+``synchronous=NORMAL``: a crash can lose the last transactions, never half of
+one, and views and their tracking rows are always in the same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from storage.urls import StoreUrl
+
+Row = tuple[Any, ...]
+
+_TYPES = {
+    "sqlite": {"INT": "INTEGER", "REAL": "REAL", "BLOB": "BLOB", "PK_INT": "INTEGER PRIMARY KEY"},
+    "postgresql": {"INT": "BIGINT", "REAL": "DOUBLE PRECISION", "BLOB": "BYTEA",
+                   "PK_INT": "BIGINT PRIMARY KEY"},
+}
+
+
+class Tx:
+    """Statements inside one transaction."""
+
+    def __init__(self, cursor: Any, kind: str) -> None:
+        self._cursor = cursor
+        self._pg = kind == "postgresql"
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._pg else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cursor.execute(self._sql(sql), params)
+        return [tuple(r) for r in self._cursor.fetchall()]
+
+
+class Db:
+    def __init__(self, url: StoreUrl) -> None:
+        self.url = url
+        self.kind = url.kind
+        self._local = threading.local()
+        self._write_lock = threading.Lock()  # one writer per process; SQLite allows one anyway
+        self._connections: list[Any] = []
+        self._guard = threading.Lock()
+        if self.kind == "sqlite":
+            Path(url.path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            with psycopg.connect(url.psycopg_conninfo(), autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+
+    def ddl(self, statement: str) -> str:
+        return statement.format(**_TYPES[self.kind])
+
+    def _connect(self) -> Any:
+        if self.kind == "sqlite":
+            conn: Any = sqlite3.connect(self.url.path, isolation_level=None,
+                                        check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        else:
+            conn = psycopg.connect(self.url.psycopg_conninfo(), autocommit=True,
+                                   options=f"-c search_path={self.url.schema}")
+        with self._guard:
+            self._connections.append(conn)
+        return conn
+
+    def connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        conn = self.connection()
+        with self._write_lock:
+            if self.kind == "sqlite":
+                cursor = conn.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(cursor, self.kind)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            else:
+                with conn.transaction(), conn.cursor() as cursor:
+                    yield Tx(cursor, self.kind)
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """Several reads that see one consistent state of the store."""
+        conn = self.connection()
+        if self.kind == "sqlite":
+            cursor = conn.cursor()
+            cursor.execute("BEGIN")
+            try:
+                yield Tx(cursor, self.kind)
+            finally:
+                cursor.execute("COMMIT")
+        else:
+            with conn.transaction(), conn.cursor() as cursor:
+                yield Tx(cursor, self.kind)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        conn = self.connection()
+        if self.kind == "sqlite":
+            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+        with conn.cursor() as cursor:
+            return Tx(cursor, self.kind).query(sql, params)
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def in_list(count: int) -> str:
+    """``(?,?,...)`` for an IN clause of ``count`` values."""
+    return "(" + ",".join("?" * count) + ")"
+
+
+def chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,128 @@
+"""The project view, and the temporal table of project figures behind every roll-up.
+
+``pv_projects`` holds each project's doc plus the columns lists filter and sort
+on, and ``fig``: the compact figures roll-ups read (``figures()`` below).
+``pv_project_history`` keeps the figures as they were after each event that
+changes them, valid from the event's recording time: a portfolio or program as
+of T aggregates the latest row of each project recorded at or before T, so it
+never loads the event store. Both are written in the batch's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from projections.aggregates import DocProjection
+from projections.db import Tx
+from projections.feed import RecordedEvent, iso_micros
+from projections.folds import FIGURE_EVENTS, Doc, fold_project
+from projections.kpi import Figures
+
+# Positions inside a ``fig`` list (kept short: one is written per figure-changing event).
+(F_KEY, F_STATE, F_OVERALL, F_BAC, F_AC, F_PCT, F_FORECAST, F_START, F_BASELINE, F_FINISHED,
+ F_MANAGER, F_PROGRAM, F_OBJECTIVES) = range(13)
+
+
+def fig_of(doc: Doc) -> list[Any]:
+    return [doc["project_id"], doc["state"], doc["health"]["overall"], doc["approved_budget"],
+            doc["actual_cost"], doc["percent_complete"], doc["forecast_eac"],
+            doc["planned_start"], doc["baseline_finish"], doc["finished_on"],
+            doc["manager_id"], doc["program_id"],
+            [[o["objective_id"], o["contribution"]] for o in doc["objectives"]]]
+
+
+def figures(fig: Sequence[Any]) -> Figures:
+    return Figures(
+        bac=Decimal(fig[F_BAC]) if fig[F_BAC] is not None else None,
+        ac=Decimal(fig[F_AC]),
+        percent_complete=Decimal(fig[F_PCT]) if fig[F_PCT] is not None else None,
+        forecast_eac=Decimal(fig[F_FORECAST]) if fig[F_FORECAST] is not None else None,
+        planned_start=date.fromisoformat(fig[F_START]),
+        baseline_finish=date.fromisoformat(fig[F_BASELINE]) if fig[F_BASELINE] else None)
+
+
+class ProjectProjection(DocProjection):
+    """Projects: state, money, health, milestones, risks; and their figures over time."""
+
+    name = "projects"
+    topics = ("pmo.project.",)
+    table = "pv_projects"
+    history = "pv_project_history"
+    tables = (table, history)
+    key_field = "project_id"
+    columns = ("portfolio_id", "program_id", "manager_id", "state", "overall", "name",
+               "planned_start", "planned_finish", "fig")
+    fold = staticmethod(fold_project)
+
+    def ddl(self) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS pv_projects (id TEXT PRIMARY KEY, key TEXT NOT NULL, "
+            "version {INT} NOT NULL, doc TEXT NOT NULL, portfolio_id TEXT, program_id TEXT, "
+            "manager_id TEXT, state TEXT, overall TEXT, name TEXT, planned_start TEXT, "
+            "planned_finish TEXT, fig TEXT, priority {INT}, bac {REAL}, ac {REAL})",
+            "CREATE UNIQUE INDEX IF NOT EXISTS pv_projects_key ON pv_projects (key)",
+            "CREATE INDEX IF NOT EXISTS pv_projects_portfolio ON pv_projects (portfolio_id, key)",
+            "CREATE INDEX IF NOT EXISTS pv_projects_program ON pv_projects (program_id, key)",
+            "CREATE INDEX IF NOT EXISTS pv_projects_manager ON pv_projects (manager_id, key)",
+            # No primary key: the version check makes rows unique; one index serves as-of.
+            "CREATE TABLE IF NOT EXISTS pv_project_history (id TEXT NOT NULL, "
+            "version {INT} NOT NULL, recorded_us {INT} NOT NULL, portfolio_id TEXT NOT NULL, "
+            "fig TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS pv_project_history_at ON pv_project_history "
+            "(portfolio_id, id, version, recorded_us)",
+        ]
+
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        self._history: list[tuple[str, int, int, str, str]] = []
+        super().apply(tx, events)
+        tx.executemany("INSERT INTO pv_project_history (id, version, recorded_us, portfolio_id, "
+                       "fig) VALUES (?,?,?,?,?)", self._history)
+
+    def applied(self, e: RecordedEvent, doc: Doc) -> None:
+        if e.topic in FIGURE_EVENTS:
+            self._history.append((doc["id"], e.originator_version,
+                                  iso_micros(e.recorded_at_iso), doc["portfolio_id"],
+                                  orjson.dumps(fig_of(doc)).decode()))
+
+    def write(self, tx: Tx, changed: dict[str, Doc]) -> None:
+        tx.executemany(
+            "INSERT INTO pv_projects (id, key, version, doc, portfolio_id, program_id, "
+            "manager_id, state, overall, name, planned_start, planned_finish, fig, priority, "
+            "bac, ac) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
+            "version = excluded.version, doc = excluded.doc, manager_id = excluded.manager_id, "
+            "state = excluded.state, overall = excluded.overall, "
+            "planned_finish = excluded.planned_finish, fig = excluded.fig, bac = excluded.bac, "
+            "ac = excluded.ac",
+            [(id_, d["project_id"], d["version"], orjson.dumps(d).decode(), d["portfolio_id"],
+              d["program_id"], d["manager_id"], d["state"], d["health"]["overall"], d["name"],
+              d["planned_start"], d["planned_finish"], orjson.dumps(fig_of(d)).decode(),
+              d["priority"], float(d["approved_budget"] or 0), float(d["actual_cost"]))
+             for id_, d in changed.items()])
+
+    # -- reads for roll-ups ---------------------------------------------------
+
+    def live_figs(self, where: str, params: Sequence[Any]) -> list[list[Any]]:
+        rows = self.db.query(f"SELECT fig FROM pv_projects WHERE {where}", params)
+        return [orjson.loads(r[0]) for r in rows]
+
+    def figs_at(self, portfolio_id: str, at_us: int,
+                ids: Sequence[str] | None = None) -> list[list[Any]]:
+        """Each project's figures as recorded at or before ``at_us`` (only ``ids``, if given)."""
+        only = ""
+        params: list[Any] = [portfolio_id, at_us]
+        if ids is not None:
+            if not ids:
+                return []
+            only = f" AND id IN ({','.join('?' * len(ids))})"
+            params.extend(ids)
+        rows = self.db.query(
+            "SELECT h.fig FROM pv_project_history h JOIN (SELECT id, MAX(version) AS v "
+            "FROM pv_project_history WHERE portfolio_id = ? AND recorded_us <= ?" + only +
+            " GROUP BY id) m ON h.id = m.id AND h.version = m.v WHERE h.portfolio_id = ?",
+            [*params, portfolio_id])
+        return [orjson.loads(r[0]) for r in rows]

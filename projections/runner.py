@@ -1,0 +1,175 @@
+"""The embedded runner: follows the event store's notification log and feeds every projection.
+
+SQLite cannot push, so a daemon thread polls ``select_notifications`` from the
+lowest position any projection has recorded, every ``poll_interval_s`` or at
+once when ``wake()`` is called (``POST /v1/events`` does, for read-your-writes).
+Each batch is read and parsed once and handed to every projection that has not
+seen it, with tracking ``{"store": last_position}`` written in the projection's
+own transaction: a restart resumes exactly where each projection stopped.
+
+Errors are never swallowed: a failing batch is logged, shown by ``status()``
+and retried with exponential backoff (the batch is not committed, so nothing
+is applied twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from domain.application import PmoApplication
+from projections.feed import RecordedEvent, to_recorded
+from projections.service import ProjectionService
+
+log = logging.getLogger(__name__)
+STORE = "store"
+MAX_BACKOFF_S = 5.0
+
+
+class EmbeddedRunner:
+    def __init__(self, app: PmoApplication, service: ProjectionService,
+                 poll_interval_s: float = 0.02, batch_size: int = 2000,
+                 names: Iterable[str] | None = None) -> None:
+        self.app = app
+        self.service = service
+        self.poll_interval_s = poll_interval_s
+        self.batch_size = batch_size
+        self.names = list(names) if names is not None else service.names()
+        self._positions = {n: service.projections[n].tracking().get(STORE, 0)
+                           for n in self.names}
+        self._done = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rebuild: set[str] = set()
+        self._rebuilding: set[str] = set()
+        self.error: str | None = None
+
+    # -- control --------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="pmo-projections", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def rebuild(self, name: str) -> None:
+        """Clear projection ``name`` and rebuild it from the store, while serving the others."""
+        with self._done:
+            self._rebuild.add(name)
+        self.wake()
+
+    def position(self) -> int:
+        with self._done:
+            return min(self._positions.values(), default=0)
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """True once every projection has applied the store up to ``position``."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while min(self._positions.values(), default=0) < position:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+        return True
+
+    def status(self) -> list[dict[str, Any]]:
+        store_max = self.app.recorder.max_notification_id() or 0
+        rows = self.service.status(store_max)
+        for row in rows:
+            if row["name"] in self._positions:
+                row["position"] = self._positions[row["name"]]
+                row["lag"] = max(store_max - row["position"], 0)
+            if self.error is not None:
+                row["error"] = self.error
+        return rows
+
+    # -- work -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        backoff = self.poll_interval_s
+        while not self._stop.is_set():
+            try:
+                count = self.run_once()
+                self.error = None
+                backoff = self.poll_interval_s
+            except Exception as e:
+                log.exception("projection batch failed; retrying in %.2fs", backoff)
+                self.error = f"{type(e).__name__}: {e}"
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            if count < self.batch_size:
+                self._wake.wait(self.poll_interval_s)
+                self._wake.clear()
+
+    def _start_rebuilds(self) -> None:
+        with self._done:
+            names, self._rebuild = self._rebuild, set()
+        for name in names:
+            self.service.projections[name].clear(rebuilding=True)
+            with self._done:
+                self._positions[name] = 0
+                self._rebuilding.add(name)
+
+    def run_once(self, until: datetime | None = None) -> int:
+        """Process the next batch; the number of events read (0: nothing new)."""
+        if self._rebuild:
+            self._start_rebuilds()
+        start = min(self._positions.values(), default=0)
+        notifications = self.app.recorder.select_notifications(
+            start, self.batch_size, inclusive_of_start=False)
+        mapper = self.app.mapper
+        events: list[RecordedEvent] = []
+        prev = start
+        for n in notifications:
+            e = to_recorded(mapper, n.id, n, prev)
+            if until is not None and e.recorded_at > until:
+                break
+            events.append(e)
+            prev = n.id
+        if not events:
+            self._finish_rebuilds()
+            return 0
+        for name in self.names:
+            position = self._positions[name]
+            mine = events if position <= start else [e for e in events if e.position > position]
+            if mine:
+                self.service.projections[name].process(mine, {STORE: mine[-1].position})
+                with self._done:
+                    self._positions[name] = mine[-1].position
+                    self._done.notify_all()
+        return len(events) if len(events) == len(notifications) else 0
+
+    def _finish_rebuilds(self) -> None:
+        for name in list(self._rebuilding):
+            self.service.projections[name].finish_rebuild()
+            self._rebuilding.discard(name)
+
+    def catch_up(self, until: datetime | None = None,
+                 progress: Callable[[int], None] | None = None) -> int:
+        """Process until nothing is left (or ``until``); the number of events processed."""
+        total = 0
+        while True:
+            count = self.run_once(until)
+            total += count
+            if progress is not None:
+                progress(self.position())
+            if count == 0:
+                return total

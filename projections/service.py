@@ -1,0 +1,223 @@
+"""The projection service: the projections, their store, and views served as ready JSON bytes.
+
+Interface for whoever feeds the projections (embedded runner, Kafka consumer):
+
+- ``service.projections: dict[str, Projection]``, by name: ``portfolios``,
+  ``projects``, ``programs``, ``managers``, ``audit`` (``names()`` lists them).
+- ``Projection.process(events: Sequence[RecordedEvent], tracking: Mapping[str, int])
+  -> None``: apply a batch and upsert the tracking rows, in ONE transaction.
+  Re-delivered events are skipped; events of one aggregate must come in version
+  order; the audit trail chains by ``RecordedEvent.prev_position`` (see
+  ``projections.audit`` for what its caller must guarantee).
+- ``Projection.tracking() -> dict[str, int]``: the rows written so far.
+- ``service.rejections``: the ``RefusalSink`` of ingest.
+
+Views are cached as bytes under a token that moves whenever a projection
+commits in this process, or (throttled to ``refresh_s``) when the tracking rows
+change in the store, which covers writers in other processes (Kafka consumers,
+``pmo replay``). Day-dependent KPIs (PV, SPI) also key on today's date.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from domain.application import PmoApplication
+from pmo.settings import Settings
+from projections import asof
+from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
+from projections.audit import AuditTrailProjection
+from projections.base import LAST_EVENT_AT, REBUILDING, Projection
+from projections.db import Db
+from projections.feed import _EPOCH
+from projections.lists import ProjectQuery, encode_cursor, project_page
+from projections.projects import ProjectProjection
+from projections.rejections import RejectionLog
+from projections.views import manager_view, portfolio_view, program_view, project_view
+
+CACHE_LIMIT = 20_000
+Json = bytes
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+class ProjectionService:
+    def __init__(self, db: Db, refresh_s: float = 0.25) -> None:
+        self.db = db
+        self.refresh_s = refresh_s
+        self._generation = 0
+        self._db_token: tuple[Any, ...] = ()
+        self._checked_at = 0.0
+        self._cache: dict[str, tuple[tuple[Any, ...], bytes | None]] = {}
+        self._lock = threading.Lock()
+        self.portfolios = PortfolioProjection(db, self._changed)
+        self.projects = ProjectProjection(db, self._changed)
+        self.programs = ProgramProjection(db, self._changed)
+        self.managers = ManagerProjection(db, self._changed)
+        self.audit = AuditTrailProjection(db, self._changed)
+        self.projections: dict[str, Projection] = {p.name: p for p in (
+            self.portfolios, self.projects, self.programs, self.managers, self.audit)}
+        self.rejections = RejectionLog(db)
+        for projection in self.projections.values():
+            projection.create_tables()
+        self.rejections.create_tables()
+
+    def names(self) -> list[str]:
+        return list(self.projections)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- the cache ----------------------------------------------------------------
+
+    def _changed(self) -> None:
+        with self._lock:
+            self._generation += 1
+
+    def token(self) -> tuple[Any, ...]:
+        now = time.monotonic()
+        if now - self._checked_at > self.refresh_s:
+            self._checked_at = now
+            self._db_token = tuple(self.db.query(
+                "SELECT projection, key, value FROM pv_tracking ORDER BY projection, key"))
+        return (self._generation, self._db_token, datetime.now(UTC).date())
+
+    def cached(self, key: str, build: Callable[[], bytes | None]) -> bytes | None:
+        """The bytes of view ``key``, rebuilt only when a projection has moved since."""
+        token = self.token()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == token:
+            return hit[1]
+        body = build()
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()  # crude but bounded: as-of keys are unbounded
+        self._cache[key] = (token, body)
+        return body
+
+    # -- live views ---------------------------------------------------------------
+
+    def project(self, key: str) -> bytes | None:
+        def build() -> bytes | None:
+            doc = self.projects.get(key)
+            return None if doc is None else dumps(project_view(doc, _today()))
+        return self.cached(f"project:{key}", build)
+
+    def _portfolio(self, doc: dict[str, Any]) -> dict[str, Any]:
+        figs = self.projects.live_figs("portfolio_id = ?", (doc["portfolio_id"],))
+        return portfolio_view(doc, figs, _today())
+
+    def portfolio(self, key: str) -> bytes | None:
+        def build() -> bytes | None:
+            doc = self.portfolios.get(key)
+            return None if doc is None else dumps(self._portfolio(doc))
+        return self.cached(f"portfolio:{key}", build)
+
+    def portfolio_list(self, cursor: str | None, limit: int) -> bytes:
+        def build() -> bytes:
+            docs = self.portfolios.all(cursor, limit + 1)
+            items = [self._portfolio(d) for d in docs[:limit]]
+            more = len(docs) > limit
+            return dumps({"items": items,
+                          "next_cursor": items[-1]["portfolio_id"] if more else None})
+        body = self.cached(f"portfolios:{cursor}:{limit}", build)
+        assert body is not None
+        return body
+
+    def project_list(self, query: ProjectQuery) -> bytes:
+        def build() -> bytes:
+            docs, next_cursor = project_page(self.db, query)
+            today = _today()
+            items = [project_view(orjson.loads(d), today) for d in docs]
+            return dumps({"items": items, "next_cursor": next_cursor})
+        body = self.cached(f"projects:{query!r}", build)
+        assert body is not None
+        return body
+
+    def program(self, key: str) -> bytes | None:
+        def build() -> bytes | None:
+            doc = self.programs.get(key)
+            if doc is None:
+                return None
+            figs = self.projects.live_figs("program_id = ?", (key,))
+            return dumps(program_view(doc, figs, _today()))
+        return self.cached(f"program:{key}", build)
+
+    def _manager(self, doc: dict[str, Any]) -> dict[str, Any]:
+        figs = self.projects.live_figs("manager_id = ?", (doc["manager_id"],))
+        return manager_view(doc, figs, _today())
+
+    def manager(self, key: str) -> bytes | None:
+        def build() -> bytes | None:
+            doc = self.managers.get(key)
+            return None if doc is None else dumps(self._manager(doc))
+        return self.cached(f"manager:{key}", build)
+
+    def manager_list(self, cursor: str | None, limit: int) -> bytes:
+        def build() -> bytes:
+            docs = self.managers.all(cursor, limit + 1)
+            items = [self._manager(d) for d in docs[:limit]]
+            more = len(docs) > limit
+            return dumps({"items": items,
+                          "next_cursor": items[-1]["manager_id"] if more else None})
+        body = self.cached(f"managers:{cursor}:{limit}", build)
+        assert body is not None
+        return body
+
+    # -- as of an instant -----------------------------------------------------------
+
+    def as_of(self, app: PmoApplication, kind: str, key: str, at: datetime) -> bytes | None:
+        """``kind`` is project, portfolio, program or manager; ``at`` is recording time."""
+        def build() -> bytes | None:
+            if kind == "project":
+                view = asof.project(app, key, at)
+            else:
+                view = getattr(asof, kind)(app, self.projects, key, at)
+            if view is None:
+                return None
+            view["as_of"] = at.isoformat()
+            return dumps(view)
+        return self.cached(f"{kind}@{at.isoformat()}:{key}", build)
+
+    # -- status -------------------------------------------------------------------
+
+    def status(self, store_max: int | None) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT projection, key, value FROM pv_tracking")
+        tracked: dict[str, dict[str, int]] = {}
+        for name, key, value in rows:
+            tracked.setdefault(name, {})[key] = int(value)
+        out = []
+        for name in self.projections:
+            t = tracked.get(name, {})
+            position = t.get("_position", t.get("store", 0))
+            last = t.get(LAST_EVENT_AT)
+            out.append({
+                "name": name, "position": position,
+                "lag": None if store_max is None else max(store_max - position, 0),
+                "last_event_at": None if last is None else _from_micros(last).isoformat(),
+                "state": "rebuilding" if t.get(REBUILDING) else "live",
+            })
+        return out
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _from_micros(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def build_projections(settings: Settings) -> ProjectionService:
+    """The projection service on the configured projection store (tables created here)."""
+    return ProjectionService(Db(settings.projection_store))
+
+
+__all__ = ["ProjectionService", "build_projections", "encode_cursor"]

@@ -240,3 +240,30 @@ def test_events_stored_by_an_older_class_version_are_upcast(app: PmoApplication)
         state=orjson.dumps(state))], timestamps=[datetime.now(UTC)])
     manager = app.get_by_key(Manager, "OLD")
     assert manager is not None and manager.grade is None and manager.name == "Olga"
+
+
+def test_a_duplicate_racing_past_the_precheck_is_caught_by_the_store(store_url: str) -> None:
+    """Another writer stores the message between our duplicate check and our write."""
+    first, racer = (build_application(Settings(event_store_url=store_url)) for _ in range(2))
+    try:
+        submit(first, *opening(), *project_start("P1"))
+        charge = cost("P1", id_="raced-1")
+        stored = submit(first, charge)[0]
+        count = stored_count(first)
+        real = racer.recorder.positions_of  # type: ignore[attr-defined]
+        calls = iter([{}])  # the pre-check sees nothing: the other writer had not committed
+
+        def late_check(keys: Any) -> dict[tuple[str, str], int]:
+            return next(calls, None) or real(keys)  # type: ignore[no-any-return]
+
+        racer.recorder.positions_of = late_check  # type: ignore[attr-defined]
+        result = submit(racer, charge, cost("P1", "1.00"))
+        assert [r.status for r in result] == ["duplicate", "accepted"]
+        assert result[0].position == stored.position
+        assert stored_count(racer) == count + 1
+        project = build_application(Settings(event_store_url=store_url)).get_by_key(
+            Project, "P1")
+        assert project is not None and project.actual_cost == Decimal("11.05")
+    finally:
+        first.close()
+        racer.close()

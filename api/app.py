@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 
 from fastapi import FastAPI
 
@@ -35,6 +36,9 @@ def create_app(services: Services) -> FastAPI:
                                 {"name": "history", "description": "stored events, for audit"},
                                 {"name": "operations", "description": "probes and metrics"}])
     app.state.services = services
+    # Serialises submits to the ingestor (see api.routers.events); shared by every app of
+    # these services, as the ingestor is.
+    services.extras.setdefault("ingest_lock", threading.Lock())
     app.state.keyring = KeyRing(services.settings.api_keys)
     app.state.metrics = Metrics()
     problems.install(app)

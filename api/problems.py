@@ -66,3 +66,10 @@ def install(app: FastAPI) -> None:
                  403: "Forbidden", 413: "Content too large"}.get(exc.status_code, "HTTP error")
         return problem_response(exc.status_code, title, str(exc.detail), title.lower().replace(
             " ", "-"), request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Still problem JSON; the server logs the exception itself (it is re-raised).
+        return problem_response(500, "Internal server error",
+                                "the service could not answer; the error is logged",
+                                "internal-error", request.url.path)

@@ -6,9 +6,12 @@ Nothing is built at import. Tests call these functions with their own settings
 
 from __future__ import annotations
 
+from api.deps import Services
 from domain.application import PmoApplication
 from ingest.service import IngestService, RefusalSink
 from pmo.settings import Settings
+from projections.runner import EmbeddedRunner
+from projections.service import ProjectionService, build_projections
 
 
 def build_application(settings: Settings) -> PmoApplication:
@@ -18,3 +21,28 @@ def build_application(settings: Settings) -> PmoApplication:
 
 def build_ingest(app: PmoApplication, refusals: RefusalSink | None = None) -> IngestService:
     return IngestService(app, refusals)
+
+
+def build_services(settings: Settings) -> Services:
+    """Everything the API and the CLI use, for the configured mode.
+
+    Embedded: ingest stores directly, refusals go to the rejections log, and an
+    ``EmbeddedRunner`` (started by the caller) feeds the views from the store.
+    Kafka mode (``PMO_KAFKA_BOOTSTRAP``): ingest queues to ``pmo.inbound``; the
+    workers store, dead-letter and project, so there is no runner here.
+    """
+    app = build_application(settings)
+    projections = build_projections(settings)
+    if settings.kafka_mode:
+        # Imported only in Kafka mode: the embedded default needs no Kafka client.
+        from consumers.ingestor import KafkaIngestor  # noqa: PLC0415
+
+        return Services(settings, app, KafkaIngestor.from_settings(settings), projections)
+    return Services(settings, app, build_ingest(app, projections.rejections), projections,
+                    build_embedded(settings, app, projections))
+
+
+def build_embedded(settings: Settings, app: PmoApplication,
+                   projections: ProjectionService) -> EmbeddedRunner:
+    """The runner that polls the event store and feeds every projection (not started)."""
+    return EmbeddedRunner(app, projections, poll_interval_s=settings.poll_interval_ms / 1000)

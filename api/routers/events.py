@@ -91,8 +91,12 @@ def _binary(attributes: dict[str, str], body: bytes, request: Request) -> Inboun
 def _store(services: Services, metrics: Metrics, messages: list[Inbound]) -> list[Result]:
     size = services.settings.ingest_batch_size
     results: list[Result] = []
-    for start in range(0, len(messages), size):
-        results += services.ingest.submit(messages[start:start + size])
+    # One writer at a time: the application caches aggregates between batches, and
+    # two threads deciding on the same cached aggregate would corrupt it. The store
+    # takes one writer anyway, so nothing is lost; waiting for the views is outside.
+    with services.extras["ingest_lock"]:
+        for start in range(0, len(messages), size):
+            results += services.ingest.submit(messages[start:start + size])
     metrics.count_ingest(r.status for r in results)
     positions = [r.position for r in results if r.position is not None]
     if positions and services.runner is not None:

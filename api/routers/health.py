@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -46,28 +47,34 @@ def _event_store(services: Services) -> str:
 
 
 def _projection_store(services: Services) -> str:
-    ping = getattr(services.projections, "ping", None)
-    if callable(ping):
-        ping()
-    else:
-        projection_statuses(services)
+    services.projections.db.query("SELECT 1")
     return "ok"
 
 
 def _broker(services: Services) -> str | None:
     if not services.settings.kafka_mode:
         return None
-    # The Kafka ingestor says whether the broker answers (consumers.kafka_ingestor).
     ping = getattr(services.ingest, "ping", None)
-    if callable(ping):
+    if callable(ping):  # an ingestor that can ask the broker itself knows best
         ping()
-    return "ok"
+        return "ok"
+    # Otherwise: a bootstrap server accepts a connection (what a client does first).
+    errors = []
+    for server in (services.settings.kafka_bootstrap or "").split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port or 9092)), timeout=1).close()
+            return "ok"
+        except OSError as e:
+            errors.append(f"{server}: {e}")
+    raise ConnectionError("; ".join(errors))
 
 
 def projection_statuses(services: Services) -> list[dict[str, Any]]:
     """Each projection's name, position and lag; from the runner, or the views in Kafka mode."""
-    source: Any = services.runner if services.runner is not None else services.projections
-    return [as_mapping(s) for s in source.status()]
+    if services.runner is not None:
+        return [as_mapping(s) for s in services.runner.status()]
+    return services.projections.status(services.app.recorder.max_notification_id())
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,

@@ -1,0 +1,112 @@
+"""Ingest over HTTP: ``POST /v1/events`` in batches of 500 against ``pmo serve``.
+
+Figure: events stored per second, end to end (client JSON, HTTP, parsing,
+storing, and the read-your-writes wait for the views), from four publishers
+posting concurrently. Baseline, same run: the same batches, already parsed,
+submitted straight to ``IngestService`` in process on a fresh store: the floor
+the HTTP path adds its cost to. Target: >= 20,000 events/s over HTTP.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.server import AUTH, free_port, pmo_serve
+from bench.workload import as_inbound, lifecycle_stream
+from pmo.bootstrap import build_application, build_ingest
+from pmo.settings import Settings
+
+BATCH = 500
+PROJECTS = 1500  # x 11 events each: ~16,500 events a run
+RUNS = 3
+PUBLISHERS = 4
+TARGET = 20_000
+
+
+def _batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The portfolio and pool first, alone; then up to 500 events of whole project lifecycles,
+    so batches posted concurrently never depend on each other."""
+    head = [e for e in events if not e["subject"].startswith("BENCH-P")]
+    projects: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        if e["subject"].startswith("BENCH-P"):
+            projects.setdefault(e["subject"], []).append(e)
+    batches: list[list[dict[str, Any]]] = [head, []]
+    for lifecycle in projects.values():
+        if len(batches[-1]) + len(lifecycle) > BATCH:
+            batches.append([])
+        batches[-1] += lifecycle
+    return batches
+
+
+def over_http(events: list[dict[str, Any]]) -> float:
+    batches = _batches(events)
+    bodies = [orjson.dumps(b) for b in batches]
+    headers = {**AUTH, "Content-Type": "application/cloudevents-batch+json"}
+    with tempfile.TemporaryDirectory() as tmp, pmo_serve(Path(tmp), free_port()) as base:
+        stored = [0] * PUBLISHERS
+        with httpx.Client(base_url=base, timeout=60) as client:
+            client.post("/v1/events", content=bodies[0], headers=headers).raise_for_status()
+        todo = list(enumerate(bodies[1:]))
+        lock = threading.Lock()
+
+        def publish(slot: int) -> None:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                while True:
+                    with lock:
+                        if not todo:
+                            return
+                        _, body = todo.pop(0)
+                    answer = client.post("/v1/events", content=body, headers=headers)
+                    answer.raise_for_status()
+                    stored[slot] += sum(r["status"] == "accepted"
+                                        for r in answer.json()["results"])
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=publish, args=(i,)) for i in range(PUBLISHERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+    expected = sum(len(b) for b in batches[1:])
+    if sum(stored) != expected:
+        raise RuntimeError(f"stored {sum(stored)} of {expected} events")
+    return expected / elapsed
+
+
+def in_process(events: list[dict[str, Any]]) -> float:
+    batches = [as_inbound(b) for b in _batches(events)]
+    with tempfile.TemporaryDirectory() as tmp:
+        ingest = build_ingest(build_application(Settings(data_dir=Path(tmp))))
+        ingest.submit(batches[0])
+        started = time.perf_counter()
+        for batch in batches[1:]:
+            ingest.submit(batch)
+        elapsed = time.perf_counter() - started
+    return sum(len(b) for b in batches[1:]) / elapsed
+
+
+def main() -> int:
+    events = lifecycle_stream(PROJECTS)
+    http = [over_http(events) for _ in range(RUNS)]
+    direct = [in_process(events) for _ in range(RUNS)]
+    h, d = statistics.median(http), statistics.median(direct)
+    print(f"events per run: {len(events)}, batches of {BATCH}, {PUBLISHERS} publishers")
+    print(f"POST /v1/events (pmo serve):    {h:>9,.0f} events/s stored (median of {RUNS})")
+    print(f"IngestService in process:       {d:>9,.0f} events/s (baseline)")
+    print(f"ratio HTTP / in process:        {h / d:>9.2f}")
+    print(f"target >= {TARGET:,} events/s over HTTP: {'met' if h >= TARGET else 'NOT met'}")
+    return 0 if h >= TARGET else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

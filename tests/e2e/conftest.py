@@ -1,0 +1,119 @@
+"""The whole service over HTTP: real SQLite stores in a temporary directory, the real runner."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.deps import Services
+from pmo.bootstrap import build_services
+from pmo.settings import Settings
+
+KEYS: dict[str, list[Any]] = {
+    "pub-key": ["publisher"], "view-key": ["viewer"], "audit-key": ["auditor"],
+    "admin-key": ["admin"], "all-key": ["publisher", "viewer", "auditor", "admin"],
+}
+BODY_LIMIT = 64 * 1024
+INGEST_BATCH = 50
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+PUB = auth("pub-key")
+AUDIT = auth("audit-key")
+VIEW = auth("view-key")
+
+
+def cloud_event(type_: str, subject: str, data: dict[str, Any], *, id_: str | None = None,
+                source: str = "urn:test") -> dict[str, Any]:
+    return {"specversion": "1.0", "id": id_ or f"{type_}:{subject}:{len(str(data))}",
+            "source": source, "type": type_, "subject": subject,
+            "time": "2026-03-02T09:30:00Z", "actor": "tester", "data": data}
+
+
+def portfolio(key: str = "PF-1", pmo_type: str = "controlling",
+              envelope: str = "1000000.00") -> dict[str, Any]:
+    return cloud_event("pmo.portfolio.opened", key, {
+        "name": f"Portfolio {key}", "pmo_type": pmo_type, "currency": "EUR",
+        "budget_envelope": envelope, "owner": "Olga"}, id_=f"open-{key}")
+
+
+def proposal(key: str, portfolio_id: str = "PF-1", budget: str = "100000.00") -> dict[str, Any]:
+    return cloud_event("pmo.project.proposed", key, {
+        "portfolio_id": portfolio_id, "name": f"Project {key}", "sponsor": "COO",
+        "budget_requested": budget, "planned_start": "2026-04-01",
+        "planned_finish": "2026-12-15"}, id_=f"propose-{key}")
+
+
+def approval(key: str, budget: str = "100000.00") -> dict[str, Any]:
+    return cloud_event("pmo.project.approved", key, {"approved_budget": budget,
+                                                     "approver": "Steering"},
+                       id_=f"approve-{key}")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", api_keys=KEYS, max_body_bytes=BODY_LIMIT,
+                    ingest_batch_size=INGEST_BATCH, poll_interval_ms=5, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    services = build_services(settings)
+    assert services.runner is not None
+    services.runner.start()
+    yield services
+    services.runner.stop()
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        yield client
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://") and body["title"]
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def pmo_command(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pmo.cli", *args], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def wait_until_up(base_url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"pmo serve exited: {process.communicate()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"pmo serve did not answer at {base_url} within {timeout}s")

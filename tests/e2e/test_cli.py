@@ -1,0 +1,80 @@
+"""The ``pmo`` command as a user runs it: ``pmo demo`` and ``pmo serve`` as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import httpx
+import orjson
+
+from pmo.demo_data import generate
+from tests.e2e.conftest import free_port, pmo_command, portfolio, proposal, wait_until_up
+
+KEYS = json.dumps({"k": ["publisher", "viewer", "auditor"]})
+
+
+def test_demo_generator_is_deterministic_and_realistic() -> None:
+    events = generate(3)
+    assert events == generate(3) and events != generate(4)
+    types = {e["type"] for e in events}
+    assert {"pmo.project.rejected", "pmo.project.put_on_hold", "pmo.project.resumed",
+            "pmo.project.completed", "pmo.project.cancelled", "pmo.project.cost_recorded",
+            "pmo.project.status_reported", "pmo.project.milestone_achieved"} <= types
+    opened = [e["data"] for e in events if e["type"] == "pmo.portfolio.opened"]
+    assert {p["pmo_type"] for p in opened} == {"supportive", "controlling", "directive"}
+    assert len({p["currency"] for p in opened}) == 3
+    assert sum(e["type"] == "pmo.project.proposed" for e in events) == 100
+    assert sum(e["type"] == "pmo.manager.registered" for e in events) == 15
+
+
+def test_pmo_demo_loads_every_event_and_a_second_run_changes_nothing(tmp_path: Path) -> None:
+    env = {"PMO_DATA_DIR": str(tmp_path / "data")}
+    count = len(generate(11))
+    first = pmo_command("demo", "--seed", "11", env=env, cwd=tmp_path)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert f"{count} events: accepted {count}" in out
+    second = pmo_command("demo", "--seed", "11", env=env, cwd=tmp_path)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    assert f"{count} events: duplicate {count}" in out
+
+
+def test_pmo_serve_answers_over_http_then_stops(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"PMO_DATA_DIR": str(tmp_path / "data"), "PMO_API_KEYS": KEYS}
+    server = pmo_command("serve", "--port", str(port), "--log-level", "warning", env=env,
+                         cwd=tmp_path)
+    try:
+        wait_until_up(base, server)
+        headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
+        stored = httpx.post(f"{base}/v1/events", content=orjson.dumps(
+            [portfolio(), proposal("P-1")]), headers=headers)
+        assert [r["status"] for r in stored.json()["results"]] == ["accepted", "accepted"]
+        history = httpx.get(f"{base}/v1/projects/P-1/history", headers=headers)
+        assert history.json()["items"][0]["type"] == "pmo.project.proposed"
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert httpx.post(f"{base}/v1/events", json=portfolio()).status_code == 401
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught.
+    assert server.returncode in (0, -signal.SIGTERM)
+
+
+def test_pmo_serve_without_keys_says_how_to_set_them(tmp_path: Path) -> None:
+    port = free_port()
+    server = pmo_command("serve", "--port", str(port), env={
+        "PMO_DATA_DIR": str(tmp_path / "data"), "PMO_API_KEYS": "{}"}, cwd=tmp_path)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", server)
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/events", json=portfolio(),
+                              headers={"Authorization": "Bearer anything"})
+        assert response.status_code == 401
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert "PMO_API_KEYS" in err

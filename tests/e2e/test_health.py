@@ -1,0 +1,48 @@
+"""Probes and metrics, answered without a key."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi.testclient import TestClient
+
+from tests.e2e.conftest import PUB, portfolio, proposal
+
+
+def test_healthz_is_ok(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_when_both_stores_answer(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"event_store": "ok", "projection_store": "ok"}
+
+
+def test_metrics_count_requests_ingest_outcomes_and_projection_positions(
+        client: TestClient) -> None:
+    client.post("/v1/events", content=orjson.dumps([portfolio(), portfolio(), proposal(
+        "P-1", portfolio_id="PF-404")]), headers={**PUB, "Content-Type": "application/json"})
+    client.get("/healthz")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = set(response.text.splitlines())
+    assert 'pmo_http_requests_total{method="POST",route="/v1/events",status="200"} 1' in lines
+    assert 'pmo_http_requests_total{method="GET",route="/healthz",status="200"} 1' in lines
+    assert 'pmo_ingest_events_total{status="accepted"} 1' in lines
+    assert 'pmo_ingest_events_total{status="duplicate"} 1' in lines
+    assert 'pmo_ingest_events_total{status="rejected"} 1' in lines
+    positions = [line for line in lines if line.startswith("pmo_projection_position{")]
+    assert positions, response.text
+    lags = [line for line in lines if line.startswith("pmo_projection_lag{")]
+    assert lags and all(line.endswith(" 0") for line in lags), lags
+
+
+def test_openapi_documents_the_event_route_with_examples(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    post = spec["paths"]["/v1/events"]["post"]
+    content = post["requestBody"]["content"]
+    assert "application/cloudevents-batch+json" in content
+    assert content["application/cloudevents+json"]["examples"]
+    assert {"201", "200", "400", "409", "413", "422"} <= set(post["responses"])

@@ -44,12 +44,12 @@ class DocProjection(Projection):
         return docs
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
-        ids = list({e.originator_id.hex: None for e in events})
+        ids = list({e.oid_hex: None for e in events})
         docs = self.load(tx, ids)
         changed: dict[str, Doc] = {}
         fold = self.fold
         for e in events:
-            id_ = e.originator_id.hex
+            id_ = e.oid_hex
             doc = docs.get(id_)
             if doc is not None and e.originator_version <= doc["version"]:
                 continue  # applied before: a re-delivery or an overlapping batch

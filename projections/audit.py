@@ -27,11 +27,13 @@ from uuid import UUID
 
 from projections.base import Projection
 from projections.db import Tx, chunks, in_list
-from projections.feed import RecordedEvent, iso_micros, value
+from projections.feed import RecordedEvent, value
 
 GENESIS = "0" * 64
-COLUMNS = ("position", "aggregate_id", "store_id", "kind", "version", "type", "time",
-           "recorded_at", "recorded_us", "actor", "source", "event_id", "hash", "prev_hash")
+# Stored columns; kind, recorded_at (ISO) and prev_hash are derived when read (smaller rows,
+# faster replay): prev_hash is the hash of the row before in position order.
+COLUMNS = ("position", "aggregate_id", "store_id", "version", "type", "time", "recorded_us",
+           "actor", "source", "event_id", "hash")
 
 
 def chain_hash(prev_hash: str, position: int, originator_id: str, version: int, topic: str,
@@ -54,10 +56,9 @@ class AuditTrailProjection(Projection):
     def ddl(self) -> list[str]:
         return [
             "CREATE TABLE IF NOT EXISTS pv_audit (position {PK_INT}, aggregate_id TEXT, "
-            "store_id TEXT NOT NULL, kind TEXT NOT NULL, version {INT} NOT NULL, "
-            "type TEXT NOT NULL, time TEXT, recorded_at TEXT NOT NULL, "
+            "store_id TEXT NOT NULL, version {INT} NOT NULL, type TEXT NOT NULL, time TEXT, "
             "recorded_us {INT} NOT NULL, actor TEXT, source TEXT, event_id TEXT, "
-            "hash TEXT NOT NULL, prev_hash TEXT NOT NULL)",
+            "hash TEXT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS pv_audit_store_id ON pv_audit (store_id, version)",
             "CREATE TABLE IF NOT EXISTS pv_audit_pending (position {PK_INT}, "
             "prev_position {INT}, originator_id TEXT NOT NULL, version {INT} NOT NULL, "
@@ -92,13 +93,12 @@ class AuditTrailProjection(Projection):
         self._resolve_keys(tx, appended)
         rows = []
         for e in appended:
-            sid = e.originator_id.hex
+            sid = e.oid_hex
             h = chain_hash(prev_hash, e.position, sid, e.originator_version, e.topic, e.state)
             p = e.payload
-            rows.append((e.position, self._keys.get(sid), sid, e.topic.split(".")[1],
-                         e.originator_version, e.topic, value(p, "time"), e.recorded_at_iso,
-                         iso_micros(e.recorded_at_iso), p.get("actor"), p.get("source"),
-                         p.get("event_id"), h, prev_hash))
+            rows.append((e.position, self._keys.get(sid), sid, e.originator_version, e.topic,
+                         value(p, "time"), e.recorded_us, p.get("actor"), p.get("source"),
+                         p.get("event_id"), h))
             prev_hash = h
         tx.executemany(f"INSERT INTO pv_audit ({', '.join(COLUMNS)}) VALUES "
                        f"{in_list(len(COLUMNS))}", rows)
@@ -109,15 +109,15 @@ class AuditTrailProjection(Projection):
         tx.executemany(
             "INSERT INTO pv_audit_pending (position, prev_position, originator_id, version, "
             "topic, state) VALUES (?,?,?,?,?,?)",
-            [(e.position, e.prev_position, e.originator_id.hex, e.originator_version, e.topic,
+            [(e.position, e.prev_position, e.oid_hex, e.originator_version, e.topic,
               e.state) for p, e in pending.items()
              if p not in done and p not in held_positions])
 
     def _resolve_keys(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         for e in events:
             if e.originator_version == 1 and "key" in e.payload:
-                self._keys[e.originator_id.hex] = e.payload["key"]
-        missing = list({e.originator_id.hex for e in events} - self._keys.keys())
+                self._keys[e.oid_hex] = e.payload["key"]
+        missing = list({e.oid_hex for e in events} - self._keys.keys())
         for part in chunks(missing):
             for sid, key in tx.query("SELECT store_id, aggregate_id FROM pv_audit WHERE "
                                      f"version = 1 AND store_id IN {in_list(len(part))}", part):

@@ -21,11 +21,12 @@ from eventsourcing.persistence import Notification
 from domain.application import PmoApplication
 from projections.audit import COLUMNS, GENESIS, chain_hash
 from projections.db import Db
-from projections.feed import micros
+from projections.feed import from_micros, micros
 
 ENTRY = ("position", "aggregate_id", "store_id", "kind", "version", "type", "time",
          "recorded_at", "actor", "source", "event_id", "hash", "prev_hash")
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM pv_audit"
+_SELECT = (f"SELECT {', '.join('a.' + c for c in COLUMNS)}, (SELECT p.hash FROM pv_audit p "
+           "WHERE p.position < a.position ORDER BY p.position DESC LIMIT 1) FROM pv_audit a")
 BATCH = 2000
 
 
@@ -59,7 +60,10 @@ class AuditFilter:
 
 
 def entry(row: tuple[Any, ...]) -> dict[str, Any]:
-    d = dict(zip(COLUMNS, row, strict=True))
+    d = dict(zip((*COLUMNS, "prev_hash"), row, strict=True))
+    d["kind"] = d["type"].split(".")[1]
+    d["recorded_at"] = from_micros(d["recorded_us"]).isoformat()
+    d["prev_hash"] = d["prev_hash"] or GENESIS
     return {k: d[k] for k in ENTRY}
 
 
@@ -67,9 +71,9 @@ def page(db: Db, f: AuditFilter, after: int, limit: int) -> tuple[list[dict[str,
                                                                   int | None]:
     """Entries after position ``after``, and the cursor of the next page (None at the end)."""
     clause, args = f.where()
-    clause.append("position > ?")
+    clause.append("a.position > ?")
     args.append(after)
-    rows = db.query(f"{_SELECT} WHERE {' AND '.join(clause)} ORDER BY position "
+    rows = db.query(f"{_SELECT} WHERE {' AND '.join(clause)} ORDER BY a.position "
                     f"LIMIT {int(limit) + 1}", args)
     items = [entry(r) for r in rows[:limit]]
     more = len(rows) > limit

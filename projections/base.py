@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 from projections.db import Db, Tx
-from projections.feed import RecordedEvent, iso_micros
+from projections.feed import RecordedEvent
 
 TRACKING_DDL = ("CREATE TABLE IF NOT EXISTS pv_tracking (projection TEXT NOT NULL, "
                 "key TEXT NOT NULL, value {INT} NOT NULL, PRIMARY KEY (projection, key))")
@@ -55,18 +55,23 @@ class Projection(ABC):
                 tx.execute(self.db.ddl(statement))
 
     def process(self, events: Sequence[RecordedEvent], tracking: Mapping[str, int]) -> None:
-        mine = [e for e in events if e.topic.startswith(self.topics)]
-        rows = [(self.name, k, int(v)) for k, v in tracking.items()]
-        highest = []
-        if events:
-            highest = [(self.name, POSITION, max(e.position for e in events)),
-                       (self.name, LAST_EVENT_AT,
-                        max(iso_micros(e.recorded_at_iso) for e in events[-50:]))]
         with self.db.transaction() as tx:
-            if mine:
-                self.apply(tx, mine)
-            tx.executemany(UPSERT_TRACKING, rows)
-            tx.executemany(MAX_TRACKING, highest)
+            self.process_in(tx, events, tracking)
+        self.changed()
+
+    def process_in(self, tx: Tx, events: Sequence[RecordedEvent],
+                   tracking: Mapping[str, int]) -> None:
+        """``process`` inside a transaction the caller holds (several projections in one)."""
+        mine = [e for e in events if e.topic.startswith(self.topics)]
+        if mine:
+            self.apply(tx, mine)
+        tx.executemany(UPSERT_TRACKING, [(self.name, k, int(v)) for k, v in tracking.items()])
+        if events:
+            tx.executemany(MAX_TRACKING, [
+                (self.name, POSITION, max(e.position for e in events)),
+                (self.name, LAST_EVENT_AT, max(e.recorded_us for e in events[-50:]))])
+
+    def changed(self) -> None:
         if self._on_change is not None:
             self._on_change()
 

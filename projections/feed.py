@@ -40,6 +40,26 @@ class RecordedEvent:
     event: Any = None  # the decoded domain event, when the caller has it (never required)
     prev_position: int | None = None  # the log's previous position (0 for the first), if known
     _payload: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _hex: str | None = field(default=None, repr=False, compare=False)
+    _us: int | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def oid_hex(self) -> str:
+        """The store id as 32 hex digits (how views and the audit hash spell it)."""
+        cached = self._hex
+        if cached is None:
+            cached = self.originator_id.hex
+            object.__setattr__(self, "_hex", cached)
+        return cached
+
+    @property
+    def recorded_us(self) -> int:
+        """Recording time in integer microseconds since the epoch."""
+        cached = self._us
+        if cached is None:
+            cached = iso_micros(self.recorded_at_iso)
+            object.__setattr__(self, "_us", cached)
+        return cached
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -71,6 +91,10 @@ def value(payload: dict[str, Any], name: str) -> Any:
 def micros(instant: datetime) -> int:
     """Integer microseconds since the epoch: exact, and ordered as instants are."""
     return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def iso_micros(iso: str) -> int:

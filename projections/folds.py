@@ -26,7 +26,7 @@ def fold_project(doc: Doc | None, e: RecordedEvent) -> Doc | None:
     kind = e.topic[12:]  # after "pmo.project."
     if kind == "proposed":
         doc = {
-            "id": e.originator_id.hex, "project_id": p["key"], "portfolio_id": p["portfolio_id"],
+            "id": e.oid_hex, "project_id": p["key"], "portfolio_id": p["portfolio_id"],
             "program_id": p["program_id"], "name": p["name"], "sponsor": p["sponsor"],
             "state": "proposed", "manager_id": None, "priority": p["priority"],
             "budget_requested": value(p, "budget_requested"), "approved_budget": None,
@@ -102,7 +102,7 @@ def fold_portfolio(doc: Doc | None, e: RecordedEvent) -> Doc | None:
         return None if doc is None else _event(doc, e)
     p = e.payload
     if e.topic == "pmo.portfolio.opened":
-        doc = {"id": e.originator_id.hex, "portfolio_id": p["key"], "name": p["name"],
+        doc = {"id": e.oid_hex, "portfolio_id": p["key"], "name": p["name"],
                "pmo_type": value(p, "pmo_type"), "currency": p["currency"],
                "budget_envelope": value(p, "budget_envelope"), "owner": p["owner"],
                "objectives": {}}
@@ -121,7 +121,7 @@ _BUDGET_BOOKKEEPING = frozenset({"pmo.portfolio.budget_committed",
 def fold_program(doc: Doc | None, e: RecordedEvent) -> Doc | None:
     p = e.payload
     if e.topic == "pmo.program.launched":
-        doc = {"id": e.originator_id.hex, "program_id": p["key"],
+        doc = {"id": e.oid_hex, "program_id": p["key"],
                "portfolio_id": p["portfolio_id"], "name": p["name"],
                "manager_id": p.get("manager_id")}
     elif doc is None:
@@ -133,7 +133,7 @@ def fold_manager(doc: Doc | None, e: RecordedEvent) -> Doc | None:
     p = e.payload
     kind = e.topic[12:]  # after "pmo.manager."
     if kind == "registered":
-        doc = {"id": e.originator_id.hex, "manager_id": p["key"], "name": p["name"],
+        doc = {"id": e.oid_hex, "manager_id": p["key"], "name": p["name"],
                "capacity": p["capacity"], "grade": p.get("grade"), "in_pool": True,
                "projects": [], "assigned_ever": []}
         return _event(doc, e)

@@ -19,7 +19,7 @@ import orjson
 
 from projections.aggregates import DocProjection
 from projections.db import Tx
-from projections.feed import RecordedEvent, iso_micros
+from projections.feed import RecordedEvent
 from projections.folds import FIGURE_EVENTS, Doc, fold_project
 from projections.kpi import Figures
 
@@ -86,7 +86,7 @@ class ProjectProjection(DocProjection):
     def applied(self, e: RecordedEvent, doc: Doc) -> None:
         if e.topic in FIGURE_EVENTS:
             self._history.append((doc["id"], e.originator_version,
-                                  iso_micros(e.recorded_at_iso), doc["portfolio_id"],
+                                  e.recorded_us, doc["portfolio_id"],
                                   orjson.dumps(fig_of(doc)).decode()))
 
     def write(self, tx: Tx, changed: dict[str, Doc]) -> None:

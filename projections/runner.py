@@ -14,6 +14,7 @@ is applied twice).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.application import PmoApplication
-from projections.feed import RecordedEvent, to_recorded
+from projections.log import read_log
 from projections.service import ProjectionService
 
 log = logging.getLogger(__name__)
@@ -130,32 +131,43 @@ class EmbeddedRunner:
 
     def run_once(self, until: datetime | None = None) -> int:
         """Process the next batch; the number of events read (0: nothing new)."""
+        # A batch allocates tens of thousands of small dicts that all stay alive until it
+        # ends: the cyclic GC would re-scan them over and over (measured: ~2x slower).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run_once(until)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _run_once(self, until: datetime | None) -> int:
         if self._rebuild:
             self._start_rebuilds()
         start = min(self._positions.values(), default=0)
-        notifications = self.app.recorder.select_notifications(
-            start, self.batch_size, inclusive_of_start=False)
-        mapper = self.app.mapper
-        events: list[RecordedEvent] = []
-        prev = start
-        for n in notifications:
-            e = to_recorded(mapper, n.id, n, prev)
-            if until is not None and e.recorded_at > until:
-                break
-            events.append(e)
-            prev = n.id
+        read = read_log(self.app, start, self.batch_size)
+        events = read
+        if until is not None:
+            events = [e for e in read if e.recorded_at <= until]
+            if len(events) < len(read):  # stop at the first event recorded after ``until``
+                events = read[:next(i for i, e in enumerate(read) if e.recorded_at > until)]
         if not events:
             self._finish_rebuilds()
             return 0
+        work = []
         for name in self.names:
             position = self._positions[name]
             mine = events if position <= start else [e for e in events if e.position > position]
             if mine:
-                self.service.projections[name].process(mine, {STORE: mine[-1].position})
-                with self._done:
-                    self._positions[name] = mine[-1].position
-                    self._done.notify_all()
-        return len(events) if len(events) == len(notifications) else 0
+                work.append((self.service.projections[name], mine, {STORE: mine[-1].position}))
+        # One transaction for all projections: fewer commits, and still each projection's
+        # view and tracking row move together.
+        self.service.process_together(work)
+        with self._done:
+            for projection, mine, _ in work:
+                self._positions[projection.name] = mine[-1].position
+            self._done.notify_all()
+        return len(events) if len(events) == len(read) else 0
 
     def _finish_rebuilds(self) -> None:
         for name in list(self._rebuilding):

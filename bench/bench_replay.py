@@ -1,0 +1,121 @@
+"""Replay throughput: a full rebuild of every projection from the event store.
+
+Baseline, measured in the same run: reading the notification log and decoding
+every event with the application's mapper (what any consumer must at least do).
+Target: >= 100,000 events/s for the rebuild. Run: ``python -m bench.bench_replay``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from domain import commands as c
+from domain.application import PmoApplication
+from domain.values import Colour, Envelope, PmoType
+from pmo.bootstrap import build_application
+from pmo.settings import Settings
+from projections.runner import EmbeddedRunner
+from projections.service import build_projections
+
+BATCH = 500
+
+
+def history(projects: int, costs: int) -> Iterator[c.Command]:
+    """A portfolio, a manager pool and ``projects`` projects with costs and status reports."""
+    yield c.OpenPortfolio("P", "Bench", PmoType.CONTROLLING, "EUR", Decimal("1e12"), "owner")
+    yield c.SetObjective("P", "O1", "Grow", Decimal("0.6"))
+    for m in range(max(projects // 10, 1)):
+        yield c.RegisterManager(f"M{m}", f"Manager {m}", 20)
+    for p in range(projects):
+        key = f"X{p}"
+        yield c.ProposeProject(key, "P", f"Project {p}", "sponsor", Decimal("100000"),
+                               date(2026, 1, 1), date(2026, 12, 31), priority=p % 5 + 1)
+        yield c.ApproveProject(key, Decimal("90000"), "cfo")
+        yield c.AssignManager(key, f"M{p // 10}")
+        yield c.StartProject(key, date(2026, 1, 15))
+        for i in range(costs):
+            yield c.RecordCost(key, Decimal("125.50"), "EUR", date(2026, 2, 1), "labour", f"r{i}")
+            if i % 5 == 4:
+                yield c.ReportStatus(key, Colour.GREEN, Colour.GREEN, Colour.AMBER, Colour.GREEN,
+                                     Decimal(min(100, i * 2)), "on track")
+
+
+def load(app: PmoApplication, commands: Iterator[c.Command]) -> int:
+    start = datetime.now(UTC)
+    items: list[tuple[Envelope, c.Command]] = []
+    stored = 0
+    for n, command in enumerate(commands):
+        items.append((Envelope("bench", f"e{n}", "bench", start + timedelta(microseconds=n)),
+                      command))
+        if len(items) == BATCH:
+            stored += sum(o.status == "accepted" for o in app.record(items))
+            items = []
+    if items:
+        stored += sum(o.status == "accepted" for o in app.record(items))
+    return stored
+
+
+def read_and_decode(app: PmoApplication) -> int:
+    count = start = 0
+    while True:
+        batch = app.recorder.select_notifications(start, 2000, inclusive_of_start=False)
+        for n in batch:
+            app.mapper.to_domain_event(n)
+        count += len(batch)
+        if len(batch) < 2000:
+            return count
+        start = batch[-1].id
+
+
+def replay(settings: Settings, app: PmoApplication, run: int) -> tuple[int, float]:
+    projection_settings = settings.model_copy(update={
+        "projection_store_url": f"sqlite:///{settings.data_dir}/projections-{run}.sqlite"})
+    service = build_projections(projection_settings)
+    runner = EmbeddedRunner(app, service, batch_size=5000)
+    began = time.perf_counter()
+    runner.catch_up()
+    elapsed = time.perf_counter() - began
+    total = service.audit.count()
+    service.close()
+    return total, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--projects", type=int, default=2000)
+    parser.add_argument("--costs", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp))
+        app = build_application(settings)
+        began = time.perf_counter()
+        load(app, history(args.projects, args.costs))
+        events = app.recorder.max_notification_id() or 0
+        print(f"generated {events} events in {time.perf_counter() - began:.1f}s")
+        base, ours = [], []
+        for run in range(args.repeats):
+            t = time.perf_counter()
+            read_and_decode(app)
+            base.append(events / (time.perf_counter() - t))
+            total, elapsed = replay(settings, app, run)
+            assert total == events, (total, events)
+            ours.append(events / elapsed)
+        b, o = statistics.median(base), statistics.median(ours)
+        print(f"baseline read+decode notification log: {b:,.0f} events/s (median of "
+              f"{args.repeats})")
+        print(f"replay of all 5 projections:           {o:,.0f} events/s (median of "
+              f"{args.repeats})")
+        print(f"ratio replay/baseline: {o / b:.2f}  target >= 100,000 events/s: "
+              f"{'met' if o >= 100_000 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,14 +1,16 @@
 """Ingest over HTTP: ``POST /v1/events`` in batches of 500 against ``pmo serve``.
 
 Figure: events stored per second, end to end (client JSON, HTTP, parsing,
-storing, and the read-your-writes wait for the views), from four publishers
-posting concurrently. Baseline, same run: the same batches, already parsed,
+storing, and the read-your-writes wait for the views), from one publisher
+(``BENCH_PUBLISHERS`` for more: they contend for the server's one GIL, so more
+is not faster here). Baseline, same run: the same batches, already parsed,
 submitted straight to ``IngestService`` in process on a fresh store: the floor
 the HTTP path adds its cost to. Target: >= 20,000 events/s over HTTP.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import threading
@@ -27,7 +29,7 @@ from pmo.settings import Settings
 BATCH = 500
 PROJECTS = 1500  # x 11 events each: ~16,500 events a run
 RUNS = 3
-PUBLISHERS = 4
+PUBLISHERS = int(os.environ.get("BENCH_PUBLISHERS", "1"))
 TARGET = 20_000
 
 
@@ -67,16 +69,29 @@ def over_http(events: list[dict[str, Any]]) -> float:
                         _, body = todo.pop(0)
                     answer = client.post("/v1/events", content=body, headers=headers)
                     answer.raise_for_status()
-                    stored[slot] += sum(r["status"] == "accepted"
-                                        for r in answer.json()["results"])
+                    results = answer.json()["results"]
+                    stored[slot] += sum(r["status"] == "accepted" for r in results)
+                    refused = [r for r in results if r["status"] != "accepted"]
+                    if refused:
+                        raise RuntimeError(f"not stored: {refused[:3]}")
+
+        errors: list[BaseException] = []
+
+        def guarded(slot: int) -> None:
+            try:
+                publish(slot)
+            except BaseException as e:  # re-raised below: a lost batch must fail the bench
+                errors.append(e)
 
         started = time.perf_counter()
-        threads = [threading.Thread(target=publish, args=(i,)) for i in range(PUBLISHERS)]
+        threads = [threading.Thread(target=guarded, args=(i,)) for i in range(PUBLISHERS)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
+        if errors:
+            raise errors[0]
     expected = sum(len(b) for b in batches[1:])
     if sum(stored) != expected:
         raise RuntimeError(f"stored {sum(stored)} of {expected} events")

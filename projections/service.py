@@ -100,6 +100,13 @@ class ProjectionService:
                 "SELECT projection, key, value FROM pv_tracking ORDER BY projection, key"))
         return (self._generation, self._db_token, datetime.now(UTC).date())
 
+    def peek(self, key: str) -> tuple[bool, bytes | None]:
+        """(True, bytes) when view ``key`` is cached and current: no database work at all."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self.token():
+            return True, hit[1]
+        return False, None
+
     def cached(self, key: str, build: Callable[[], bytes | None]) -> bytes | None:
         """The bytes of view ``key``, rebuilt only when a projection has moved since."""
         token = self.token()

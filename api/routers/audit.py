@@ -1,0 +1,70 @@
+"""The audit trail: ``GET /v1/audit``, ``/v1/audit/verify``, ``/v1/audit/export`` (auditor)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+
+from api.auth import Auditor
+from api.deps import ServicesDep
+from api.problems import Problem
+from api.routers.projections import json_response
+from projections.audit_read import AuditFilter, export_csv, export_jsonl, page, verify
+
+router = APIRouter(tags=["audit"])
+
+
+def _filter(aggregate: str | None, type_: str | None, actor: str | None,
+            since: datetime | None, until: datetime | None) -> AuditFilter:
+    for name, instant in (("since", since), ("until", until)):
+        if instant is not None and instant.utcoffset() is None:
+            raise Problem(422, "Invalid request", f"{name}: give a UTC offset",
+                          kind="invalid-request")
+    return AuditFilter(aggregate, type_, actor, since, until)
+
+
+@router.get("/v1/audit", summary="Every stored event with its hash chain, filtered, paged")
+def audit_trail(
+    _: Auditor, services: ServicesDep,
+    aggregate: Annotated[str | None, Query(description="publisher's id or store id")] = None,
+    type: Annotated[str | None, Query(description="event type, e.g. pmo.project.approved")
+                    ] = None,
+    actor: str | None = None,
+    since: Annotated[datetime | None, Query(description="recorded at or after")] = None,
+    until: Annotated[datetime | None, Query(description="recorded at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response:
+    if cursor is not None and not cursor.isdigit():
+        raise Problem(422, "Invalid request", "cursor: not a cursor this route gave out",
+                      kind="invalid-request")
+    f = _filter(aggregate, type, actor, since, until)
+    items, next_position = page(services.projections.db, f, int(cursor or 0), limit)
+    return json_response(orjson.dumps({
+        "items": items, "next_cursor": None if next_position is None else str(next_position)}))
+
+
+@router.get("/v1/audit/verify", summary="Recompute the hash chain from the event store")
+def audit_verify(_: Auditor, services: ServicesDep) -> Response:
+    return json_response(orjson.dumps(verify(services.projections.db, services.app)))
+
+
+@router.get("/v1/audit/export", summary="The whole trail, streamed as CSV or JSON lines")
+def audit_export(
+    _: Auditor, services: ServicesDep, format: Literal["csv", "jsonl"] = "jsonl",
+    aggregate: str | None = None, type: str | None = None, actor: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> StreamingResponse:
+    f = _filter(aggregate, type, actor, since, until)
+    db = services.projections.db
+    if format == "csv":
+        return StreamingResponse(export_csv(db, f), media_type="text/csv",
+                                 headers={"Content-Disposition": "attachment; "
+                                          "filename=audit.csv"})
+    return StreamingResponse(export_jsonl(db, f), media_type="application/x-ndjson",
+                             headers={"Content-Disposition": "attachment; "
+                                      "filename=audit.jsonl"})

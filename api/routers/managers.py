@@ -1,0 +1,37 @@
+"""Manager workload and KPIs: ``GET /v1/managers``, ``GET /v1/managers/{id}`` (``?as_of=``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import ServicesDep
+from api.routers.projections import NOT_FOUND, ViewerRoles, as_of_view, parse_as_of, view
+
+router = APIRouter(tags=["managers"])
+
+
+@router.get("/v1/managers", summary="The manager pool, by id")
+async def list_managers(
+    _: ViewerRoles, services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response:
+    svc = services.projections
+    return await view(services, f"managers:{cursor}:{limit}",
+                      lambda: svc.manager_list(cursor, limit), "page", "")
+
+
+@router.get("/v1/managers/{manager_id}", summary="A manager: active vs capacity, KPIs",
+            responses=NOT_FOUND)
+async def get_manager(
+    manager_id: str, roles: ViewerRoles, services: ServicesDep,
+    as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
+) -> Response:
+    at = parse_as_of(as_of, roles)
+    if at is not None:
+        return await as_of_view(services, "manager", manager_id, at)
+    svc = services.projections
+    return await view(services, f"manager:{manager_id}", lambda: svc.manager(manager_id),
+                      "manager", manager_id)

@@ -1,0 +1,26 @@
+"""Program roll-up: ``GET /v1/programs/{id}`` (``?as_of=``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import ServicesDep
+from api.routers.projections import NOT_FOUND, ViewerRoles, as_of_view, parse_as_of, view
+
+router = APIRouter(tags=["programs"])
+
+
+@router.get("/v1/programs/{program_id}", summary="A program's roll-up of its projects",
+            responses=NOT_FOUND)
+async def get_program(
+    program_id: str, roles: ViewerRoles, services: ServicesDep,
+    as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
+) -> Response:
+    at = parse_as_of(as_of, roles)
+    if at is not None:
+        return await as_of_view(services, "program", program_id, at)
+    svc = services.projections
+    return await view(services, f"program:{program_id}", lambda: svc.program(program_id),
+                      "program", program_id)

@@ -1,0 +1,62 @@
+"""Project views: ``GET /v1/projects`` (filters, sort, cursor) and ``GET /v1/projects/{id}``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ServicesDep
+from api.problems import Problem
+from api.routers.projections import (
+    NOT_FOUND,
+    ViewerRoles,
+    as_of_view,
+    json_response,
+    parse_as_of,
+    view,
+)
+from projections.lists import SORTS, BadQuery, ProjectQuery
+
+router = APIRouter(tags=["projects"])
+
+State = Literal["proposed", "approved", "rejected", "active", "on_hold", "completed",
+                "cancelled"]
+Health = Literal["green", "amber", "red", "unknown"]
+
+
+@router.get("/v1/projects", summary="Projects, filtered and sorted, one page at a time")
+async def list_projects(
+    _: ViewerRoles, services: ServicesDep,
+    portfolio: str | None = None, program: str | None = None, state: State | None = None,
+    health: Health | None = None, manager: str | None = None,
+    q: Annotated[str | None, Query(description="part of the name or id")] = None,
+    sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}; '-' for descending")
+                    ] = "project_id",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response:
+    query = ProjectQuery(portfolio, program, state, health, manager, q, sort, limit, cursor)
+    svc = services.projections
+    hit, body = svc.peek(f"projects:{query!r}")
+    if not hit or body is None:
+        try:
+            body = await run_in_threadpool(svc.project_list, query)
+        except BadQuery as e:
+            raise Problem(422, "Invalid request", str(e), kind="invalid-request") from None
+    return json_response(body)
+
+
+@router.get("/v1/projects/{project_id}", summary="A project: state, money, health, KPIs",
+            responses=NOT_FOUND)
+async def get_project(
+    project_id: str, roles: ViewerRoles, services: ServicesDep,
+    as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
+) -> Response:
+    at = parse_as_of(as_of, roles)
+    if at is not None:
+        return await as_of_view(services, "project", project_id, at)
+    svc = services.projections
+    return await view(services, f"project:{project_id}", lambda: svc.project(project_id),
+                      "project", project_id)

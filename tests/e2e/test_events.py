@@ -105,6 +105,7 @@ def test_an_unknown_type_is_422(client: TestClient) -> None:
 
 
 def test_refused_events_reach_the_rejections_log(client: TestClient) -> None:
+    post(client, portfolio())
     post(client, proposal("P-9", portfolio_id="PF-404"))
     client.post("/v1/events", content=b"{broken", headers=PUB)
     listed = client.get("/v1/rejections", headers={"Authorization": "Bearer audit-key"})

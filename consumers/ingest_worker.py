@@ -11,6 +11,7 @@ anywhere before the commit re-reads the batch: stored messages answer
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from collections import Counter
@@ -24,7 +25,7 @@ from kafka.structs import OffsetAndMetadata
 from consumers.deadletters import KafkaRefusalSink
 from consumers.inbound import origin, read
 from consumers.retry import retrying
-from consumers.topics import INBOUND, client_options, group_id
+from consumers.topics import INBOUND, client_options, group_id, subscribe
 from ingest.service import Inbound, Result
 from pmo.settings import Settings
 
@@ -39,12 +40,14 @@ class Submitter(Protocol):
 
 
 def inbound_consumer(settings: Settings) -> KafkaConsumer:
-    return KafkaConsumer(
-        settings.topic(INBOUND), **client_options(settings),
+    consumer = KafkaConsumer(
+        **client_options(settings),
         group_id=group_id(settings, GROUP), enable_auto_commit=False,
         auto_offset_reset="earliest", max_poll_records=settings.ingest_batch_size,
         # A message over the limit must still be fetched, to be dead-lettered.
         max_partition_fetch_bytes=max(1024 * 1024, settings.max_body_bytes * 2))
+    subscribe(consumer, [settings.topic(INBOUND)])
+    return consumer
 
 
 class InboundWorker:
@@ -69,7 +72,10 @@ class InboundWorker:
         """One batch, end to end; returns how many messages it handled."""
         polled = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS,
                                      max_records=self._settings.ingest_batch_size)
-        records: list[Any] = [m for batch in polled.values() for m in batch]
+        # Partitions keep order per subject only. Merging them by producer timestamp
+        # keeps the order in which publishers sent events about different aggregates,
+        # as far as one poll reaches (see docs/kafka.md, "Ordering").
+        records: list[Any] = list(heapq.merge(*polled.values(), key=_timestamp))
         if not records:
             return 0
         inbound = []
@@ -98,3 +104,7 @@ class InboundWorker:
             # The group rebalanced while this batch was processed; its new owner re-reads
             # it, and every outcome above is already durable, so the re-read is harmless.
             log.warning("offsets of a finished batch not committed (%s); it will be re-read", e)
+
+
+def _timestamp(message: Any) -> int:
+    return int(message.timestamp)

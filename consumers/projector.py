@@ -23,7 +23,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from consumers.codec import EventDecoder
-from consumers.topics import EVENTS, client_options, group_id
+from consumers.topics import EVENTS, client_options, group_id, subscribe
 from pmo.settings import Settings
 from projections.feed import RecordedEvent
 
@@ -32,10 +32,12 @@ log = logging.getLogger(__name__)
 SESSION_TIMEOUT_MS = 10_000
 POLL_TIMEOUT_MS = 100
 MAX_RECORDS = 5000
+HIGH_WATER = "_position"  # the tracking key ProjectionService.status() reports
 
 
 class ProjectionLike(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def process(self, events: Sequence[RecordedEvent], tracking: Mapping[str, int]) -> None: ...
 
@@ -78,8 +80,11 @@ class ProjectionConsumer:
         self._decoder = decoder
         self._consumer = consumer or events_consumer(
             settings, projection_group(settings, projection.name))
-        self._consumer.subscribe([settings.topic(EVENTS)], listener=_SeekToStored(self))
+        subscribe(self._consumer, [settings.topic(EVENTS)], listener=_SeekToStored(self))
         self.applied = 0
+        # The highest position applied, for GET /v1/projections (with several
+        # consumers of one group, each reports its own: an approximation of the head).
+        self._high = projection.tracking().get(HIGH_WATER, 0)
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         stored = self.projection.tracking()
@@ -107,6 +112,8 @@ class ProjectionConsumer:
             events.extend(self._decoder.decode(m.value, m.headers) for m in messages)
             tracking[tracking_key(tp)] = messages[-1].offset + 1
             offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+        self._high = max(self._high, *(e.position for e in events))
+        tracking[HIGH_WATER] = self._high
         # A projection store failure propagates: crash loudly, restart from stored offsets.
         self.projection.process(events, tracking)
         self.applied += len(events)

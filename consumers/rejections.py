@@ -16,7 +16,7 @@ from kafka import KafkaConsumer
 
 from consumers.inbound import read
 from consumers.retry import retrying
-from consumers.topics import DLQ, REJECTED, client_options, group_id
+from consumers.topics import DLQ, REJECTED, client_options, group_id, subscribe
 from ingest.service import Refusal, RefusalSink
 from pmo.settings import Settings
 
@@ -56,10 +56,13 @@ class RejectionConsumer:
                  consumer: KafkaConsumer | None = None) -> None:
         self._settings = settings
         self._log = log
-        self._consumer = consumer or KafkaConsumer(
-            settings.topic(DLQ), settings.topic(REJECTED), **client_options(settings),
-            group_id=group_id(settings, GROUP), enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=1000, session_timeout_ms=10_000)
+        if consumer is None:
+            consumer = KafkaConsumer(
+                **client_options(settings), group_id=group_id(settings, GROUP),
+                enable_auto_commit=False, auto_offset_reset="earliest",
+                max_poll_records=1000, session_timeout_ms=10_000)
+            subscribe(consumer, [settings.topic(DLQ), settings.topic(REJECTED)])
+        self._consumer = consumer
         self.recorded = 0
 
     def run(self, stop: threading.Event) -> None:

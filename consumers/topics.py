@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kafka import KafkaAdminClient
-from kafka.errors import TopicAlreadyExistsError, for_code
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError, for_code
 
 from consumers.retry import retrying
 from pmo.settings import Settings
@@ -71,3 +71,18 @@ def _single_node(admin: KafkaAdminClient) -> bool:
     # -1 lets the broker apply its default replication factor; a one-node
     # development cluster could still default to more than 1, so say 1 there.
     return len(admin.describe_cluster()["brokers"]) == 1
+
+
+def subscribe(consumer: KafkaConsumer, topics: list[str], listener: Any = None) -> None:
+    """Subscribe once the consumer's metadata knows every topic.
+
+    A group leader that joins before it has a topic's metadata assigns none of its
+    partitions, and nothing makes it look again for minutes (metadata max age).
+    """
+    def known() -> None:
+        missing = [t for t in topics if not consumer.partitions_for_topic(t)]
+        if missing:
+            raise KafkaTimeoutError(f"no metadata yet for {missing}")
+
+    retrying(known, what="reading topic metadata")
+    consumer.subscribe(topics, listener=listener)

@@ -16,7 +16,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.topics import ensure_topics
+from consumers.topics import INBOUND, ensure_topics
 from pmo.settings import Settings
 from tests.conftest import KAFKA_BOOTSTRAP
 
@@ -30,8 +30,12 @@ def require_broker() -> None:
                     f"(run scripts/kafka-local.sh start): {e}")
 
 
-def kafka_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings on a fresh topic prefix and a SQLite store in ``tmp_path``; topics created."""
+def kafka_settings(tmp_path: Path, inbound_partitions: int | None = None,
+                   **overrides: Any) -> Settings:
+    """Settings on a fresh topic prefix and a SQLite store in ``tmp_path``; topics created.
+
+    ``inbound_partitions=1`` keeps the publishing order across subjects (a bulk load
+    of events that depend on other aggregates needs it; see docs/kafka.md)."""
     require_broker()
     options: dict[str, Any] = {
         "kafka_bootstrap": KAFKA_BOOTSTRAP, "topic_prefix": f"t{uuid.uuid4().hex[:12]}.",
@@ -39,6 +43,9 @@ def kafka_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "projection_store_url": f"sqlite:///{tmp_path / 'projections.sqlite'}",
         "kafka_partitions": 3, **overrides}
     settings = Settings(**options)
+    if inbound_partitions is not None:
+        ensure_topics(settings.model_copy(update={"kafka_partitions": inbound_partitions}),
+                      [INBOUND])
     ensure_topics(settings)
     return settings
 

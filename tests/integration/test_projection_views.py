@@ -31,7 +31,7 @@ def make_settings(store_url: str, tmp_path: Path) -> Settings:
     projection_url = (store_url if store_url.startswith("postgresql")
                       else f"sqlite:///{tmp_path / 'projections.sqlite'}")
     return Settings(data_dir=tmp_path / "data", event_store_url=store_url,
-                    projection_store_url=projection_url, _env_file=None)  # type: ignore[call-arg]
+                    projection_store_url=projection_url, _env_file=None)
 
 
 @pytest.fixture
@@ -194,7 +194,7 @@ def test_running_runner_gives_read_your_writes(stores: Stores) -> None:
         seed(publish)
         began = time.monotonic()
         runner.wake()
-        assert runner.wait_for(app.recorder.max_notification_id(), timeout=2)
+        assert runner.wait_for(app.recorder.max_notification_id() or 0, timeout=2)
         assert time.monotonic() - began < 0.5
         assert view(service.project("A"))["actual_cost"] == "200.00"
         status = {s["name"]: s for s in runner.status()}

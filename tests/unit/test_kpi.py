@@ -50,7 +50,8 @@ def test_zero_cpi_falls_back_to_bac_and_inexact_eac_rounds_to_cents() -> None:
 
 def test_unapproved_project_has_no_bac_and_no_eac() -> None:
     k = project_kpis(figures(bac=None, baseline=None, ac="0"), date(2026, 1, 6))
-    assert (k.bac, k.ev, k.pv, k.eac, k.cpi, k.spi) == (0, 0, 0, None, None, None)
+    assert (k.bac, k.ev, k.pv) == (D(0), D(0), D(0))
+    assert (k.eac, k.cpi, k.spi) == (None, None, None)
 
 
 def test_roll_up_divides_sums_never_averages_ratios() -> None:

@@ -1,0 +1,101 @@
+"""The audit trail detects tampering with the real SQLite event store file."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from domain.application import PmoApplication
+from pmo.bootstrap import build_application
+from pmo.settings import Settings
+from projections.audit_read import AuditFilter, export_csv, export_jsonl, page, verify
+from projections.runner import EmbeddedRunner
+from projections.service import ProjectionService, build_projections
+from tests.integration.test_projection_views import Publisher, seed
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Iterator[tuple[PmoApplication, ProjectionService, Path]]:
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    app = build_application(settings)
+    service = build_projections(settings)
+    seed(Publisher(app))
+    EmbeddedRunner(app, service).catch_up()
+    assert verify(service.db, app)["ok"]
+    yield app, service, Path(settings.event_store.path)
+    service.close()
+
+
+def tamper(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
+    with sqlite3.connect(path) as conn:
+        for sql, params in statements:
+            conn.execute(sql, params)
+
+
+def test_verify_counts_every_recorded_event(recorded: tuple[PmoApplication, ProjectionService,
+                                                           Path]) -> None:
+    app, service, _ = recorded
+    assert verify(service.db, app) == {"ok": True,
+                                       "checked": app.recorder.max_notification_id()}
+
+
+def test_verify_finds_a_modified_event(recorded: tuple[PmoApplication, ProjectionService,
+                                                       Path]) -> None:
+    app, service, path = recorded
+    tamper(path, ("UPDATE stored_events SET state = CAST(REPLACE(CAST(state AS TEXT), "
+                  "'100.25', '1.25') AS BLOB) WHERE rowid = (SELECT rowid FROM stored_events "
+                  "WHERE topic = 'pmo.project.cost_recorded' ORDER BY rowid LIMIT 1)", ()))
+    first_cost = service.db.query("SELECT MIN(position) FROM pv_audit WHERE type = ?",
+                                  ("pmo.project.cost_recorded",))[0][0]
+    assert verify(service.db, app) == {"ok": False, "broken_at": first_cost}
+
+
+def test_verify_finds_a_deleted_event(recorded: tuple[PmoApplication, ProjectionService,
+                                                      Path]) -> None:
+    app, service, path = recorded
+    tamper(path, ("DELETE FROM stored_events WHERE rowid = 7", ()))
+    assert verify(service.db, app) == {"ok": False, "broken_at": 7}
+
+
+def test_verify_finds_two_swapped_events(recorded: tuple[PmoApplication, ProjectionService,
+                                                         Path]) -> None:
+    app, service, path = recorded
+    with sqlite3.connect(path) as conn:
+        (t5, s5), (t9, s9) = conn.execute(
+            "SELECT topic, state FROM stored_events WHERE rowid IN (5, 9) ORDER BY rowid")
+    tamper(path, ("UPDATE stored_events SET topic = ?, state = ? WHERE rowid = 5", (t9, s9)),
+           ("UPDATE stored_events SET topic = ?, state = ? WHERE rowid = 9", (t5, s5)))
+    assert verify(service.db, app) == {"ok": False, "broken_at": 5}
+
+
+def test_verify_finds_a_rewritten_trail(recorded: tuple[PmoApplication, ProjectionService,
+                                                        Path]) -> None:
+    app, service, _ = recorded
+    with service.db.transaction() as tx:
+        tx.execute("UPDATE pv_audit SET hash = ? WHERE position = 3", ("f" * 64,))
+    assert verify(service.db, app) == {"ok": False, "broken_at": 3}
+
+
+def test_trail_filters_pages_and_exports(recorded: tuple[PmoApplication, ProjectionService,
+                                                         Path]) -> None:
+    _, service, _ = recorded
+    items, cursor = page(service.db, AuditFilter(aggregate="A"), 0, 3)
+    assert [i["version"] for i in items] == [1, 2, 3] and cursor == items[-1]["position"]
+    assert cursor is not None
+    assert {i["aggregate_id"] for i in items} == {"A"}
+    rest, end = page(service.db, AuditFilter(aggregate="A"), cursor, 100)
+    assert end is None and next(i["version"] for i in rest) == 4
+    costs, _ = page(service.db, AuditFilter(type="pmo.project.cost_recorded"), 0, 100)
+    assert len(costs) == 2 and costs[1]["prev_hash"] != "0" * 64
+    everything, _ = page(service.db, AuditFilter(), 0, 1000)
+    for before, after in itertools.pairwise(everything):
+        assert after["prev_hash"] == before["hash"]
+    lines = b"".join(export_jsonl(service.db, AuditFilter())).splitlines()
+    assert [orjson.loads(line) for line in lines] == everything
+    csv_lines = b"".join(export_csv(service.db, AuditFilter())).decode().splitlines()
+    assert csv_lines[0].startswith("position,aggregate_id") and len(csv_lines) == len(lines) + 1

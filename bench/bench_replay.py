@@ -47,12 +47,12 @@ def history(projects: int, costs: int) -> Iterator[c.Command]:
                                      Decimal(min(100, i * 2)), "on track")
 
 
-def load(app: PmoApplication, commands: Iterator[c.Command]) -> int:
+def load(app: PmoApplication, commands: Iterator[c.Command], source: str = "bench") -> int:
     start = datetime.now(UTC)
     items: list[tuple[Envelope, c.Command]] = []
     stored = 0
     for n, command in enumerate(commands):
-        items.append((Envelope("bench", f"e{n}", "bench", start + timedelta(microseconds=n)),
+        items.append((Envelope(source, f"e{n}", "bench", start + timedelta(microseconds=n)),
                       command))
         if len(items) == BATCH:
             stored += sum(o.status == "accepted" for o in app.record(items))

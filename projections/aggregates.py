@@ -15,7 +15,13 @@ import orjson
 from projections.base import Projection
 from projections.db import Tx, chunks, in_list
 from projections.feed import RecordedEvent
-from projections.folds import Doc, fold_manager, fold_portfolio, fold_program
+from projections.folds import (
+    BUDGET_BOOKKEEPING,
+    Doc,
+    fold_manager,
+    fold_portfolio,
+    fold_program,
+)
 
 Fold = Callable[[Doc | None, RecordedEvent], Doc | None]
 
@@ -96,14 +102,45 @@ class DocProjection(Projection):
 
 
 class PortfolioProjection(DocProjection):
-    """Portfolios: name, PMO type, currency, envelope, objectives (roll-ups come from projects)."""
+    """Portfolios: name, PMO type, currency, envelope, objectives (roll-ups come from projects).
+
+    Most of a portfolio's events are the envelope's bookkeeping (one per approval),
+    which change nothing in the view but its version. ``pv_portfolio_history``
+    keeps the doc after every other event, so the doc as of T is one indexed row
+    (with the version it had at T) instead of a fold over thousands of events.
+    """
 
     name = "portfolios"
     topics = ("pmo.portfolio.",)
     table = "pv_portfolios"
-    tables = (table,)
+    tables = (table, "pv_portfolio_history")
     key_field = "portfolio_id"
     fold = staticmethod(fold_portfolio)
+
+    def ddl(self) -> list[str]:
+        return [*super().ddl(),
+                "CREATE TABLE IF NOT EXISTS pv_portfolio_history (id TEXT NOT NULL, "
+                "version {INT} NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (id, version))"]
+
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+        self._history: list[tuple[str, int, str]] = []
+        super().apply(tx, events)
+        tx.executemany("INSERT INTO pv_portfolio_history (id, version, doc) VALUES (?,?,?) "
+                       "ON CONFLICT (id, version) DO NOTHING", self._history)
+
+    def applied(self, e: RecordedEvent, doc: Doc) -> None:
+        if e.topic not in BUDGET_BOOKKEEPING:
+            self._history.append((doc["id"], e.originator_version, orjson.dumps(doc).decode()))
+
+    def doc_at_version(self, id_: str, version: int) -> Doc | None:
+        """The doc as the fold had it at ``version``."""
+        rows = self.db.query("SELECT doc FROM pv_portfolio_history WHERE id = ? AND version <= ? "
+                             "ORDER BY version DESC LIMIT 1", (id_, version))
+        if not rows:
+            return None
+        doc: Doc = orjson.loads(rows[0][0])
+        doc["version"] = version  # what folding the bookkeeping events in between would do
+        return doc
 
 
 class ProgramProjection(DocProjection):

@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.application import PmoApplication
 from domain.base import store_id
+from projections.aggregates import PortfolioProjection
 from projections.feed import from_stored, micros
 from projections.folds import (
     Doc,
@@ -36,14 +37,29 @@ def doc_at(app: PmoApplication, kind: str, key: str, at: datetime, fold: Any) ->
     return fold_all(fold, from_stored(app.mapper, stored))
 
 
-def project(app: PmoApplication, key: str, at: datetime) -> dict[str, Any] | None:
-    doc = doc_at(app, "project", key, at, fold_project)
+def project(app: PmoApplication, projects: ProjectProjection, key: str,
+            at: datetime) -> dict[str, Any] | None:
+    """From the latest doc snapshot at or below the version at T, plus the events after it."""
+    originator_id = store_id("project", key)
+    version = app.ledger.version_at(originator_id, at)
+    if version is None:
+        return None
+    doc = projects.snapshot_at(originator_id.hex, version)
+    after = doc["version"] if doc is not None else None
+    stored = app.recorder.select_events(originator_id, gt=after, lte=version)
+    for e in from_stored(app.mapper, stored):
+        doc = fold_project(doc, e)
     return None if doc is None else project_view(doc, at.date())
 
 
 def portfolio(app: PmoApplication, projects: ProjectProjection, key: str,
-              at: datetime) -> dict[str, Any] | None:
-    doc = doc_at(app, "portfolio", key, at, fold_portfolio)
+              at: datetime, portfolios: PortfolioProjection | None = None) -> dict[str, Any] | None:
+    if portfolios is None:
+        doc = doc_at(app, "portfolio", key, at, fold_portfolio)
+    else:
+        originator_id = store_id("portfolio", key)
+        version = app.ledger.version_at(originator_id, at)
+        doc = None if version is None else portfolios.doc_at_version(originator_id.hex, version)
     if doc is None:
         return None
     return portfolio_view(doc, projects.figs_at(key, micros(at)), at.date())

@@ -96,7 +96,7 @@ FIGURE_EVENTS = frozenset({
 
 
 def fold_portfolio(doc: Doc | None, e: RecordedEvent) -> Doc | None:
-    if e.topic in _BUDGET_BOOKKEEPING:
+    if e.topic in BUDGET_BOOKKEEPING:
         # The envelope rule's bookkeeping, most of a portfolio's events: the view derives
         # the approved budget from its projects (CONTRACT section 9), so skip the parse.
         return None if doc is None else _event(doc, e)
@@ -114,7 +114,7 @@ def fold_portfolio(doc: Doc | None, e: RecordedEvent) -> Doc | None:
     return _event(doc, e)
 
 
-_BUDGET_BOOKKEEPING = frozenset({"pmo.portfolio.budget_committed",
+BUDGET_BOOKKEEPING = frozenset({"pmo.portfolio.budget_committed",
                                  "pmo.portfolio.budget_released"})
 
 

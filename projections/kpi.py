@@ -11,7 +11,7 @@ else BAC (None before approval when there is no forecast).
 
 Roll-ups (portfolio, program, manager) sum BAC, AC, EV, PV and EAC over their
 projects (None counting as 0) and divide the sums, never averaging ratios.
-Money is Decimal, rounded to cents only where a division makes it inexact.
+Money is Decimal; derived amounts (EV, PV, EAC from BAC / cpi) are in cents.
 """
 
 from __future__ import annotations
@@ -66,9 +66,8 @@ def ratio(numerator: Decimal, divisor: Decimal) -> float | None:
 
 
 def _money(amount: Decimal) -> Decimal:
-    """Exact amounts stay as they are; a division's result is rounded to cents."""
-    exponent = amount.as_tuple().exponent
-    return amount.quantize(CENT) if isinstance(exponent, int) and exponent < -2 else amount
+    """A derived amount (EV, PV, EAC from a division) in cents, rounded half-even."""
+    return amount.quantize(CENT)
 
 
 def project_kpis(f: Figures, on: date) -> Kpis:

@@ -23,6 +23,8 @@ from projections.feed import RecordedEvent
 from projections.folds import FIGURE_EVENTS, Doc, fold_project
 from projections.kpi import Figures
 
+SNAPSHOT_EVERY = 100
+
 # Positions inside a ``fig`` list (kept short: one is written per figure-changing event).
 (F_KEY, F_STATE, F_OVERALL, F_BAC, F_AC, F_PCT, F_FORECAST, F_START, F_BASELINE, F_FINISHED,
  F_MANAGER, F_PROGRAM, F_OBJECTIVES) = range(13)
@@ -53,7 +55,7 @@ class ProjectProjection(DocProjection):
     topics = ("pmo.project.",)
     table = "pv_projects"
     history = "pv_project_history"
-    tables = (table, history)
+    tables = (table, history, "pv_project_snapshots")
     key_field = "project_id"
     columns = ("portfolio_id", "program_id", "manager_id", "state", "overall", "name",
                "planned_start", "planned_finish", "fig")
@@ -75,15 +77,30 @@ class ProjectProjection(DocProjection):
             "fig TEXT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS pv_project_history_at ON pv_project_history "
             "(portfolio_id, id, version, recorded_us)",
+            # The doc every SNAPSHOT_EVERY versions: an as-of read folds at most that many
+            # stored events on top of one (the same fold, so it cannot disagree with live).
+            "CREATE TABLE IF NOT EXISTS pv_project_snapshots (id TEXT NOT NULL, "
+            "version {INT} NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (id, version))",
         ]
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         self._history: list[tuple[str, int, int, str, str]] = []
+        self._snapshots: list[tuple[str, int, str]] = []
         super().apply(tx, events)
         tx.executemany("INSERT INTO pv_project_history (id, version, recorded_us, portfolio_id, "
                        "fig) VALUES (?,?,?,?,?)", self._history)
+        tx.executemany("INSERT INTO pv_project_snapshots (id, version, doc) VALUES (?,?,?) "
+                       "ON CONFLICT (id, version) DO NOTHING", self._snapshots)
+
+    def snapshot_at(self, id_: str, version: int) -> Doc | None:
+        """The latest doc snapshot at or below ``version``, if any."""
+        rows = self.db.query("SELECT doc FROM pv_project_snapshots WHERE id = ? AND version <= ? "
+                             "ORDER BY version DESC LIMIT 1", (id_, version))
+        return orjson.loads(rows[0][0]) if rows else None
 
     def applied(self, e: RecordedEvent, doc: Doc) -> None:
+        if e.originator_version % SNAPSHOT_EVERY == 0:
+            self._snapshots.append((doc["id"], e.originator_version, orjson.dumps(doc).decode()))
         if e.topic in FIGURE_EVENTS:
             self._history.append((doc["id"], e.originator_version,
                                   e.recorded_us, doc["portfolio_id"],

@@ -193,8 +193,8 @@ class ProjectionService:
     def as_of(self, app: PmoApplication, kind: str, key: str, at: datetime) -> bytes | None:
         """``kind`` is project, portfolio, program or manager; ``at`` is recording time."""
         def build() -> bytes | None:
-            if kind == "project":
-                view = asof.project(app, key, at)
+            if kind == "portfolio":
+                view = asof.portfolio(app, self.projects, key, at, self.portfolios)
             else:
                 view = getattr(asof, kind)(app, self.projects, key, at)
             if view is None:

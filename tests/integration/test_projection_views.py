@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,14 @@ from domain.application import PmoApplication
 from domain.values import Colour, Envelope, PmoType
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
+from projections import asof
 from projections.audit_read import verify
+from projections.folds import fold_project
 from projections.lists import ProjectQuery
 from projections.log import read_log
 from projections.runner import EmbeddedRunner
 from projections.service import ProjectionService, build_projections
+from projections.views import project_view
 
 Stores = tuple[PmoApplication, ProjectionService, Settings]
 
@@ -90,7 +93,7 @@ def test_views_follow_the_store(stores: Stores) -> None:
     project = view(service.project("A"))
     assert (project["state"], project["actual_cost"], project["approved_budget"]) == (
         "active", "200.00", "1000")
-    assert project["earned_value"] == "100" and project["cpi"] == 0.5
+    assert project["earned_value"] == "100.00" and project["cpi"] == 0.5
     assert project["health"]["overall"] == "red" and project["manager_id"] == "M1"
     portfolio = view(service.portfolio("PF"))
     assert portfolio["approved_budget"] == "4000" and portfolio["actual_cost"] == "200.00"
@@ -202,3 +205,21 @@ def test_running_runner_gives_read_your_writes(stores: Stores) -> None:
         assert all(s["lag"] == 0 and s["state"] == "live" for s in status.values())
     finally:
         runner.stop()
+
+
+def test_as_of_shortcuts_equal_the_plain_fold_of_the_stored_events(stores: Stores) -> None:
+    app, service, _ = stores
+    publish = Publisher(app)
+    seed(publish)
+    for n in range(0, 150, 50):  # past the doc snapshot at version 100
+        publish(*(c.RecordCost("A", Decimal("1.01"), "EUR", date(2026, 3, 1), "x", f"r{n + i}")
+                  for i in range(50)))
+    EmbeddedRunner(app, service).catch_up()
+    assert service.db.query("SELECT COUNT(*) FROM pv_project_snapshots")[0][0] == 1
+    for at in (datetime.now(UTC), datetime.fromisoformat(
+            view(service.project("A"))["updated_at"]) - timedelta(microseconds=1)):
+        plain = asof.doc_at(app, "project", "A", at, fold_project)
+        assert plain is not None
+        assert asof.project(app, service.projects, "A", at) == project_view(plain, at.date())
+        assert asof.portfolio(app, service.projects, "PF", at, service.portfolios) == \
+            asof.portfolio(app, service.projects, "PF", at)

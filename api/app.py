@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api import problems
 from api.auth import KeyRing
 from api.deps import Services
+from api.fastpath import CachedViews
 from api.limits import BodyLimit
 from api.metrics import Metrics, RequestMetrics
 
@@ -42,6 +43,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.keyring = KeyRing(services.settings.api_keys)
     app.state.metrics = Metrics()
     problems.install(app)
+    routes = []
     for name in ROUTERS:
         try:
             module = importlib.import_module(f"api.routers.{name}")
@@ -51,7 +53,11 @@ def create_app(services: Services) -> FastAPI:
             log.warning("api.routers.%s is not written yet: its routes are not served", name)
             continue
         app.include_router(module.router)
-    # Outermost first: metrics see every answer, including the body limit's 413.
+        routes += module.router.routes
+    # Added innermost first: metrics see every answer, the body limit's 413 and the
+    # cached views included.
+    app.add_middleware(CachedViews, services=services, keyring=app.state.keyring,
+                       routes=routes)
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app

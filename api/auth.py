@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -30,8 +30,9 @@ class KeyRing:
         return self._roles.get(authorization[7:].strip())
 
 
-def require(role: str) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
+def require(role: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    # async, though it does no I/O: a sync dependency would cost a thread-pool hop.
+    async def check(request: Request) -> None:
         ring: KeyRing = request.app.state.keyring
         roles = ring.roles_of(request.headers.get("authorization"))
         if roles is None:

@@ -33,7 +33,8 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: a sync dependency costs a thread-pool hop on every request, even for async routes.
     services: Services = request.app.state.services
     return services
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.e2e.conftest import (
@@ -55,8 +54,6 @@ def test_a_domain_rejection_is_409_with_the_reason(client: TestClient) -> None:
     assert body["type"].endswith("/unknown-aggregate")
 
 
-@pytest.mark.xfail(reason="storage.recorders: saving no events into an empty store fails "
-                          "(MAX(rowid) is NULL); owned by the core", strict=False)
 def test_a_rejection_into_an_empty_store_is_409(client: TestClient) -> None:
     assert_problem(post(client, proposal("P-1", portfolio_id="PF-404")), 409)
 

@@ -26,6 +26,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
+from eventsourcing.utils import register_topic
 
 from domain import commands as c
 from domain.commands import Command
@@ -41,6 +42,11 @@ A = TypeVar("A", Portfolio, Program, Project, Manager)
 Key = tuple[str, str]  # (source, id) of an inbound message
 
 MAX_CONFLICT_RETRIES = 20
+
+# eventsourcing registers the explicit topics of nested events, not of nested
+# snapshot classes: without this a new process cannot load a snapshotted aggregate.
+for _aggregate in (Portfolio, Program, Project, Manager):
+    register_topic(_aggregate.Snapshot.TOPIC, _aggregate.Snapshot)
 
 # Commands that create an aggregate: a batch asks the store once which already exist.
 CREATES: dict[type[Command], type[BaseAggregate[UUID]]] = {

@@ -68,6 +68,8 @@ class PmoSQLiteRecorder(SQLiteApplicationRecorder):
         # One executemany instead of the library's execute per row. Rowids of one
         # transaction are consecutive: it holds SQLite's write lock from its first
         # insert, and each new rowid is the table's largest plus one.
+        if not stored_events:
+            return []  # a batch whose every message was refused (MAX(rowid) may be NULL)
         c.executemany(self.insert_events_statement, [
             (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
              s.originator_version, s.topic, s.state) for s in stored_events])

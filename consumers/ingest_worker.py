@@ -44,6 +44,8 @@ def inbound_consumer(settings: Settings) -> KafkaConsumer:
         **client_options(settings),
         group_id=group_id(settings, GROUP), enable_auto_commit=False,
         auto_offset_reset="earliest", max_poll_records=settings.ingest_batch_size,
+        # A killed worker's partitions move to the others after 10 s, not 45.
+        session_timeout_ms=10_000, heartbeat_interval_ms=3000,
         # A message over the limit must still be fetched, to be dead-lettered.
         max_partition_fetch_bytes=max(1024 * 1024, settings.max_body_bytes * 2))
     subscribe(consumer, [settings.topic(INBOUND)])

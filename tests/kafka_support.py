@@ -6,18 +6,24 @@ unreachable broker fails the test: it never skips.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from consumers.topics import INBOUND, ensure_topics
 from pmo.settings import Settings
+from projections.lists import ProjectQuery
+from projections.service import ProjectionService
 from tests.conftest import KAFKA_BOOTSTRAP
 
 
@@ -93,3 +99,97 @@ def until(step: Callable[[], object], done: Callable[[], bool], timeout_s: float
 
 def header(message: Any, name: str) -> bytes | None:
     return dict(message.headers).get(name)
+
+
+RECORDING_TIMES = {"updated_at", "recorded_at"}  # the store's clock: two stores differ
+
+
+def without_recording_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_recording_times(v) for k, v in value.items()
+                if k not in RECORDING_TIMES}
+    if isinstance(value, list):
+        return [without_recording_times(v) for v in value]
+    return value
+
+
+def views(service: ProjectionService) -> dict[str, Any]:
+    """Every portfolio, project and manager view, recording times left out.
+
+    A manager's ``projects`` are listed in assignment order, which follows the order
+    messages of different subjects (so different partitions) happened to be ingested;
+    compared as sets."""
+    managers = orjson.loads(service.manager_list(None, 1000))
+    for manager in managers["items"]:
+        manager["projects"] = sorted(manager["projects"])
+    return without_recording_times({
+        "portfolios": orjson.loads(service.portfolio_list(None, 100)),
+        "projects": orjson.loads(service.project_list(ProjectQuery(limit=100_000))),
+        "managers": managers})
+
+
+class Worker:
+    """One ``pmo`` worker process with the test's ``PMO_*`` environment; output in a file."""
+
+    def __init__(self, settings: Settings, log_dir: Path, *args: str) -> None:
+        self.args = args
+        self.env = {**os.environ, "PMO_LOG_LEVEL": "INFO", **env_of(settings)}
+        self.log_path = log_dir / f"{'-'.join(args)}-{uuid.uuid4().hex[:6]}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pmo.cli", *self.args], env=self.env,
+                stdout=log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """kill -9: no clean shutdown, no last commit."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    env = {"PMO_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+           "PMO_TOPIC_PREFIX": settings.topic_prefix,
+           "PMO_KAFKA_PARTITIONS": str(settings.kafka_partitions),
+           "PMO_DATA_DIR": str(settings.data_dir),
+           "PMO_INGEST_BATCH_SIZE": str(settings.ingest_batch_size)}
+    if settings.event_store_url:
+        env["PMO_EVENT_STORE_URL"] = settings.event_store_url
+    if settings.projection_store_url:
+        env["PMO_PROJECTION_STORE_URL"] = settings.projection_store_url
+    return env
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120.0,
+             workers: Iterable[Worker] = ()) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        for w in workers:
+            if not w.alive():
+                raise AssertionError(f"{w.args} died:\n{w.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {w.args}\n{w.log()[-1500:]}" for w in workers)
+            raise AssertionError(f"timed out waiting for {what}\n{logs}")
+        time.sleep(0.05)
+
+
+REPO = Path(__file__).resolve().parent.parent

@@ -28,11 +28,10 @@ from pmo.bootstrap import build_application, build_ingest
 from pmo.demo_data import generate
 from pmo.settings import Settings
 from projections.db import Db
-from projections.lists import ProjectQuery
 from projections.runner import EmbeddedRunner
 from projections.service import ProjectionService
 from storage.urls import StoreUrl
-from tests.kafka_support import kafka_settings, until
+from tests.kafka_support import kafka_settings, until, views
 
 pytestmark = pytest.mark.kafka
 
@@ -89,25 +88,6 @@ def test_kafka_consumers_build_the_same_views_as_the_embedded_runner(tmp_path: P
     via_kafka.close()
     embedded.close()
     app.close()
-
-
-RECORDING_TIMES = {"updated_at", "recorded_at"}  # the store's clock: two stores differ
-
-
-def without_recording_times(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_recording_times(v) for k, v in value.items()
-                if k not in RECORDING_TIMES}
-    if isinstance(value, list):
-        return [without_recording_times(v) for v in value]
-    return value
-
-
-def views(service: ProjectionService) -> dict[str, Any]:
-    return without_recording_times({
-        "portfolios": orjson.loads(service.portfolio_list(None, 100)),
-        "projects": orjson.loads(service.project_list(ProjectQuery(limit=1000))),
-        "managers": orjson.loads(service.manager_list(None, 100))})
 
 
 def test_the_demo_through_kafka_shows_the_same_views_as_in_embedded_mode(

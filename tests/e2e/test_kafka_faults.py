@@ -152,7 +152,8 @@ def test_kill_9_of_ingest_relay_and_consume_mid_stream_loses_and_doubles_nothing
 def test_workers_recover_by_themselves_from_a_broker_restart(tmp_path: Path) -> None:
     projects = 900
     expected, expected_views = reference(tmp_path, projects)
-    settings = kafka_settings(tmp_path)
+    # Small batches: ingest is still busy when the broker goes away.
+    settings = kafka_settings(tmp_path, ingest_batch_size=50)
     stores = Stores(settings)
     base, rest = split(projects)
     workers = [Worker(settings, tmp_path, "ingest"), Worker(settings, tmp_path, "relay"),
@@ -164,6 +165,7 @@ def test_workers_recover_by_themselves_from_a_broker_restart(tmp_path: Path) -> 
         publish(settings, rest)
         wait_for(lambda: stores.stored() >= expected // 5, "a fifth stored", workers=workers)
         subprocess.run([script, "stop"], check=True, capture_output=True, timeout=120)
+        assert stores.consumed("audit") < expected, "the stream ended before the broker stopped"
         time.sleep(2)
         subprocess.run([script, "start"], check=True, capture_output=True, timeout=180)
         wait_for(lambda: all(stores.consumed(p) >= expected for p in (

@@ -72,18 +72,6 @@ def _esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def as_mapping(status: Any) -> dict[str, Any]:
-    """A projection status as a dict, whether the runner gives dicts, dataclasses or models."""
-    if isinstance(status, Mapping):
-        return dict(status)
-    if hasattr(status, "model_dump"):
-        dumped: dict[str, Any] = status.model_dump()
-        return dumped
-    if hasattr(status, "__dataclass_fields__"):
-        return {name: getattr(status, name) for name in status.__dataclass_fields__}
-    return dict(vars(status))
-
-
 class RequestMetrics:
     """Counts every answer by its route template (``/v1/projects/{id}``), never by raw path."""
 

@@ -9,14 +9,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from api.deps import Services, ServicesDep
-from api.metrics import TEXT_FORMAT, Metrics, as_mapping
+from api.metrics import TEXT_FORMAT, Metrics
 from api.problems import Problem
+from api.routers.projections import status_items
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:  # no I/O: stays on the event loop
     return {"status": "ok"}
 
 
@@ -70,19 +71,12 @@ def _broker(services: Services) -> str | None:
     raise ConnectionError("; ".join(errors))
 
 
-def projection_statuses(services: Services) -> list[dict[str, Any]]:
-    """Each projection's name, position and lag; from the runner, or the views in Kafka mode."""
-    if services.runner is not None:
-        return [as_mapping(s) for s in services.runner.status()]
-    return services.projections.status(services.app.recorder.max_notification_id())
-
-
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
             responses={200: {"content": {"text/plain": {}}}})
 def metrics(services: ServicesDep, request: Request) -> PlainTextResponse:
     registry: Metrics = request.app.state.metrics
     try:
-        projections = projection_statuses(services)
+        projections = status_items(services)
     except Exception:  # metrics must still answer when a view store is down; readyz says why
         projections = []
     return PlainTextResponse(registry.render(projections), media_type=TEXT_FORMAT)

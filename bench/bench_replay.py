@@ -21,7 +21,7 @@ from domain.application import PmoApplication
 from domain.values import Colour, Envelope, PmoType
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
-from projections.runner import EmbeddedRunner
+from projections.runner import rebuild
 from projections.service import build_projections
 
 BATCH = 500
@@ -78,9 +78,8 @@ def replay(settings: Settings, app: PmoApplication, run: int) -> tuple[int, floa
     projection_settings = settings.model_copy(update={
         "projection_store_url": f"sqlite:///{settings.data_dir}/projections-{run}.sqlite"})
     service = build_projections(projection_settings)
-    runner = EmbeddedRunner(app, service, batch_size=5000)
     began = time.perf_counter()
-    runner.catch_up()
+    rebuild(app, service)  # what ``pmo replay`` does: clear, replay, build deferred indexes
     elapsed = time.perf_counter() - began
     total = service.audit.count()
     service.close()

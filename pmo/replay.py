@@ -15,7 +15,7 @@ from datetime import datetime
 
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
-from projections.runner import EmbeddedRunner
+from projections.runner import rebuild
 from projections.service import build_projections
 
 BAR = 40
@@ -42,9 +42,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pmo replay: unknown projection(s) {', '.join(unknown)}; "
               f"use {', '.join(service.names())}", file=sys.stderr)
         return 2
-    for name in names:
-        service.projections[name].clear(rebuilding=True)
-    runner = EmbeddedRunner(app, service, batch_size=args.batch_size, names=names)
     total = app.recorder.max_notification_id() or 0
     began = time.perf_counter()
 
@@ -56,11 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                          f"{position}/{total} {rate:,.0f} events/s")
         sys.stderr.flush()
 
-    runner.catch_up(until=args.until, progress=show)
-    for name in names:
-        service.projections[name].finish_rebuild()
+    replayed = rebuild(app, service, names, args.until, show, args.batch_size)
     elapsed = time.perf_counter() - began
-    replayed = runner.position()
     sys.stderr.write("\n")
     print(f"replayed {replayed} positions into {', '.join(names)} in {elapsed:.2f}s "
           f"({replayed / max(elapsed, 1e-9):,.0f} events/s)")

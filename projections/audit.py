@@ -21,13 +21,14 @@ embedded runner's case). Re-delivered positions are ignored.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from projections.base import Projection
 from projections.db import Tx, chunks, in_list
-from projections.feed import RecordedEvent, value
+from projections.feed import RecordedEvent
 
 GENESIS = "0" * 64
 # Stored columns; kind, recorded_at (ISO) and prev_hash are derived when read (smaller rows,
@@ -42,12 +43,16 @@ def chain_hash(prev_hash: str, position: int, originator_id: str, version: int, 
     return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
 
 
+_INSERT = f"INSERT INTO pv_audit ({', '.join(COLUMNS)}) VALUES {in_list(len(COLUMNS))}"
+
+
 class AuditTrailProjection(Projection):
     """Every stored event with its place in the hash chain."""
 
     name = "audit"
     topics = ("pmo.",)
     tables = ("pv_audit", "pv_audit_pending")
+    deferred_indexes = ("pv_audit_store_id",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,43 +80,46 @@ class AuditTrailProjection(Projection):
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         last, prev_hash = self.head(tx)
-        pending = {e.position: e for e in events if e.position > last}
         held = tx.query("SELECT position, prev_position, originator_id, version, topic, state "
                         "FROM pv_audit_pending")
-        for pos, prev, oid, version, topic, state in held:
-            if pos > last and pos not in pending:
-                pending[pos] = _held(pos, prev, oid, version, topic, bytes(state))
-        ordered = sorted(pending)
-        appended: list[RecordedEvent] = []
-        for pos in ordered:
-            e = pending[pos]
+        candidates = [e for e in events if e.position > last]
+        if held:
+            known = {e.position for e in candidates}
+            candidates += [_held(pos, prev, oid, version, topic, bytes(state))
+                           for pos, prev, oid, version, topic, state in held
+                           if pos > last and pos not in known]
+        if any(a.position >= b.position for a, b in itertools.pairwise(candidates)):
+            candidates = sorted({e.position: e for e in candidates}.values(),
+                                key=lambda e: e.position)
+        appended = 0
+        for e in candidates:
             expected = e.prev_position
             if expected is not None and expected != last:
                 break  # its predecessor has not arrived yet: hold back this and later ones
-            appended.append(e)
-            last = pos
-        self._resolve_keys(tx, appended)
+            appended += 1
+            last = e.position
+        chained = candidates[:appended]
+        self._resolve_keys(tx, chained)
+        keys = self._keys
         rows = []
-        for e in appended:
+        for e in chained:
             sid = e.oid_hex
             h = chain_hash(prev_hash, e.position, sid, e.originator_version, e.topic, e.state)
             p = e.payload
-            rows.append((e.position, self._keys.get(sid), sid, e.originator_version, e.topic,
-                         value(p, "time"), e.recorded_us, p.get("actor"), p.get("source"),
-                         p.get("event_id"), h))
+            time = p.get("time")
+            rows.append((e.position, keys.get(sid), sid, e.originator_version, e.topic,
+                         time["_data_"] if type(time) is dict else time, e.recorded_us,
+                         p.get("actor"), p.get("source"), p.get("event_id"), h))
             prev_hash = h
-        tx.executemany(f"INSERT INTO pv_audit ({', '.join(COLUMNS)}) VALUES "
-                       f"{in_list(len(COLUMNS))}", rows)
-        done = {e.position for e in appended}
-        tx.executemany("DELETE FROM pv_audit_pending WHERE position = ?",
-                       [(p,) for p, *_ in held if p in done or p <= last])
+        tx.executemany(_INSERT, rows)
+        if held:
+            tx.executemany("DELETE FROM pv_audit_pending WHERE position <= ?", [(last,)])
         held_positions = {p for p, *_ in held}
         tx.executemany(
             "INSERT INTO pv_audit_pending (position, prev_position, originator_id, version, "
             "topic, state) VALUES (?,?,?,?,?,?)",
-            [(e.position, e.prev_position, e.oid_hex, e.originator_version, e.topic,
-              e.state) for p, e in pending.items()
-             if p not in done and p not in held_positions])
+            [(e.position, e.prev_position, e.oid_hex, e.originator_version, e.topic, e.state)
+             for e in candidates[appended:] if e.position not in held_positions])
 
     def _resolve_keys(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         for e in events:

@@ -36,6 +36,9 @@ class Projection(ABC):
     name: ClassVar[str]
     topics: ClassVar[tuple[str, ...]]  # topic prefixes this projection reads
     tables: ClassVar[tuple[str, ...]]
+    # Secondary indexes a rebuild drops and builds again at the end: one sorted bulk build
+    # is much cheaper than maintaining them row by row (about 1 us an event for the audit).
+    deferred_indexes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, db: Db, on_change: Callable[[], None] | None = None) -> None:
         self.db = db
@@ -92,10 +95,14 @@ class Projection(ABC):
             tx.execute("DELETE FROM pv_tracking WHERE projection = ?", (self.name,))
             if rebuilding:
                 tx.execute(UPSERT_TRACKING, (self.name, REBUILDING, 1))
+                for index in self.deferred_indexes:
+                    tx.execute(f"DROP INDEX IF EXISTS {index}")
         if self._on_change is not None:
             self._on_change()
 
     def finish_rebuild(self) -> None:
+        """Rebuild's end: the deferred indexes come back, the state turns live."""
+        self.create_tables()
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM pv_tracking WHERE projection = ? AND key = ?",
                        (self.name, REBUILDING))

@@ -30,9 +30,13 @@ def read_log(app: PmoApplication, after: int, limit: int) -> list[RecordedEvent]
             rows = c.fetchall()
         events = []
         prev = after
+        ids: dict[str, UUID] = {}  # a batch holds many events of few aggregates: parse each once
         for position, oid, version, topic, state in rows:
-            events.append(RecordedEvent(position, UUID(oid), version, topic, state, None, prev,
-                                        None, oid.replace("-", "")))
+            uuid = ids.get(oid)
+            if uuid is None:
+                uuid = ids[oid] = UUID(oid)
+            events.append(RecordedEvent(position, uuid, version, topic, state, None, prev,
+                                        None, uuid.hex))
             prev = position
         return events
     notifications = recorder.select_notifications(after, limit, inclusive_of_start=False)

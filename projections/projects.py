@@ -56,6 +56,8 @@ class ProjectProjection(DocProjection):
     table = "pv_projects"
     history = "pv_project_history"
     tables = (table, history, "pv_project_snapshots")
+    deferred_indexes = ("pv_projects_portfolio", "pv_projects_program", "pv_projects_manager",
+                        "pv_project_history_at")
     key_field = "project_id"
     columns = ("portfolio_id", "program_id", "manager_id", "state", "overall", "name",
                "planned_start", "planned_finish", "fig")

@@ -185,3 +185,21 @@ class EmbeddedRunner:
                 progress(self.position())
             if count == 0:
                 return total
+
+
+def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str] | None = None,
+            until: datetime | None = None, progress: Callable[[int], None] | None = None,
+            batch_size: int = 5000) -> int:
+    """Clear projections ``names`` (default: all) and replay the store into them.
+
+    Their state reads ``rebuilding`` meanwhile; the deferred indexes are built
+    again at the end. Returns the position reached.
+    """
+    chosen = list(names) if names is not None else service.names()
+    for name in chosen:
+        service.projections[name].clear(rebuilding=True)
+    runner = EmbeddedRunner(app, service, batch_size=batch_size, names=chosen)
+    runner.catch_up(until=until, progress=progress)
+    for name in chosen:
+        service.projections[name].finish_rebuild()
+    return runner.position()

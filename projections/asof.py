@@ -54,12 +54,15 @@ def project(app: PmoApplication, projects: ProjectProjection, key: str,
 
 def portfolio(app: PmoApplication, projects: ProjectProjection, key: str,
               at: datetime, portfolios: PortfolioProjection | None = None) -> dict[str, Any] | None:
-    if portfolios is None:
-        doc = doc_at(app, "portfolio", key, at, fold_portfolio)
-    else:
+    doc = None
+    if portfolios is not None:
         originator_id = store_id("portfolio", key)
         version = app.ledger.version_at(originator_id, at)
-        doc = None if version is None else portfolios.doc_at_version(originator_id.hex, version)
+        if version is None:
+            return None
+        doc = portfolios.doc_at_version(originator_id.hex, version)
+    if doc is None:  # no history row yet (the projection lags): fold the stored events
+        doc = doc_at(app, "portfolio", key, at, fold_portfolio)
     if doc is None:
         return None
     return portfolio_view(doc, projects.figs_at(key, micros(at)), at.date())

@@ -6,15 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import ServicesDep
-from api.routers.projections import NOT_FOUND, ViewerRoles, as_of_view, parse_as_of, view
+from api.routers.projections import (
+    NOT_FOUND,
+    FastServices,
+    ViewerRoles,
+    as_of_view,
+    parse_as_of,
+    view,
+)
 
 router = APIRouter(tags=["portfolios"])
 
 
 @router.get("/v1/portfolios", summary="Every portfolio's view, by id")
 async def list_portfolios(
-    _: ViewerRoles, services: ServicesDep,
+    _: ViewerRoles, services: FastServices,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
@@ -26,7 +32,7 @@ async def list_portfolios(
 @router.get("/v1/portfolios/{portfolio_id}", summary="A portfolio: counts, money, CPI/SPI",
             responses=NOT_FOUND)
 async def get_portfolio(
-    portfolio_id: str, roles: ViewerRoles, services: ServicesDep,
+    portfolio_id: str, roles: ViewerRoles, services: FastServices,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
 ) -> Response:
     at = parse_as_of(as_of, roles)

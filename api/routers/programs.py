@@ -6,8 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import ServicesDep
-from api.routers.projections import NOT_FOUND, ViewerRoles, as_of_view, parse_as_of, view
+from api.routers.projections import (
+    NOT_FOUND,
+    FastServices,
+    ViewerRoles,
+    as_of_view,
+    parse_as_of,
+    view,
+)
 
 router = APIRouter(tags=["programs"])
 
@@ -15,7 +21,7 @@ router = APIRouter(tags=["programs"])
 @router.get("/v1/programs/{program_id}", summary="A program's roll-up of its projects",
             responses=NOT_FOUND)
 async def get_program(
-    program_id: str, roles: ViewerRoles, services: ServicesDep,
+    program_id: str, roles: ViewerRoles, services: FastServices,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
 ) -> Response:
     at = parse_as_of(as_of, roles)

@@ -54,7 +54,14 @@ async def auditor_roles(request: Request) -> set[str]:
     return roles
 
 
+async def services_of(request: Request) -> Services:
+    """``api.deps.get_services`` for async routes: a sync dependency would cost a thread hop."""
+    services: Services = request.app.state.services
+    return services
+
+
 ViewerRoles = Annotated[set[str], Depends(viewer_roles)]
+FastServices = Annotated[Services, Depends(services_of)]
 AuditorRoles = Annotated[set[str], Depends(auditor_roles)]
 
 

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ServicesDep
 from api.problems import Problem
 from api.routers.projections import (
     NOT_FOUND,
+    FastServices,
     ViewerRoles,
     as_of_view,
     json_response,
@@ -28,7 +28,7 @@ Health = Literal["green", "amber", "red", "unknown"]
 
 @router.get("/v1/projects", summary="Projects, filtered and sorted, one page at a time")
 async def list_projects(
-    _: ViewerRoles, services: ServicesDep,
+    _: ViewerRoles, services: FastServices,
     portfolio: str | None = None, program: str | None = None, state: State | None = None,
     health: Health | None = None, manager: str | None = None,
     q: Annotated[str | None, Query(description="part of the name or id")] = None,
@@ -51,7 +51,7 @@ async def list_projects(
 @router.get("/v1/projects/{project_id}", summary="A project: state, money, health, KPIs",
             responses=NOT_FOUND)
 async def get_project(
-    project_id: str, roles: ViewerRoles, services: ServicesDep,
+    project_id: str, roles: ViewerRoles, services: FastServices,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
 ) -> Response:
     at = parse_as_of(as_of, roles)

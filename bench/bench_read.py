@@ -69,7 +69,7 @@ def main() -> int:
     ensure_wrk()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        demo._in_process(Settings(data_dir=data / "data"), demo.generate(7))
+        demo.load(Settings(data_dir=data / "data"), demo.generate(7))
         url_path = f"/v1/portfolios/{PORTFOLIO}"
         port = free_port()
         with pmo_serve(data / "data", port) as base:

@@ -45,13 +45,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         counts = _over_http(args.api.rstrip("/"), key, events)
     else:
-        counts = _in_process(settings, events)
+        counts = load(settings, events)
     print(f"pmo demo (seed {args.seed}): {len(events)} events: "
           + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())))
     return 0 if counts.keys() <= {"accepted", "duplicate", "queued"} else 1
 
 
-def _in_process(settings: Settings, events: Sequence[dict[str, Any]]) -> Counter[str]:
+def load(settings: Settings, events: Sequence[dict[str, Any]]) -> Counter[str]:
+    """Submit ``events`` through the configured ingest path, in batches; counts by outcome."""
     services = build_services(settings)
     counts: Counter[str] = Counter()
     try:

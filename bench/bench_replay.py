@@ -74,9 +74,11 @@ def read_and_decode(app: PmoApplication) -> int:
         start = batch[-1].id
 
 
-def replay(settings: Settings, app: PmoApplication, run: int) -> tuple[int, float]:
+def replay(settings: Settings, app: PmoApplication, run: int,
+           store_url: str | None = None) -> tuple[int, float]:
     projection_settings = settings.model_copy(update={
-        "projection_store_url": f"sqlite:///{settings.data_dir}/projections-{run}.sqlite"})
+        "projection_store_url": store_url or
+        f"sqlite:///{settings.data_dir}/projections-{run}.sqlite"})
     service = build_projections(projection_settings)
     began = time.perf_counter()
     rebuild(app, service)  # what ``pmo replay`` does: clear, replay, build deferred indexes
@@ -91,6 +93,9 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=2000)
     parser.add_argument("--costs", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--projection-store-url", default=None,
+                        help="e.g. postgresql://pmo:pmo@127.0.0.1:5432/pmo?schema=bench "
+                             "(default: a fresh SQLite file per repeat)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
@@ -104,7 +109,7 @@ def main() -> None:
             t = time.perf_counter()
             read_and_decode(app)
             base.append(events / (time.perf_counter() - t))
-            total, elapsed = replay(settings, app, run)
+            total, elapsed = replay(settings, app, run, args.projection_store_url)
             assert total == events, (total, events)
             ours.append(events / elapsed)
         b, o = statistics.median(base), statistics.median(ours)

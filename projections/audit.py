@@ -43,9 +43,6 @@ def chain_hash(prev_hash: str, position: int, originator_id: str, version: int, 
     return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
 
 
-_INSERT = f"INSERT INTO pv_audit ({', '.join(COLUMNS)}) VALUES {in_list(len(COLUMNS))}"
-
-
 class AuditTrailProjection(Projection):
     """Every stored event with its place in the hash chain."""
 
@@ -111,7 +108,7 @@ class AuditTrailProjection(Projection):
                          time["_data_"] if type(time) is dict else time, e.recorded_us,
                          p.get("actor"), p.get("source"), p.get("event_id"), h))
             prev_hash = h
-        tx.executemany(_INSERT, rows)
+        tx.insert_many("pv_audit", COLUMNS, rows)
         if held:
             tx.executemany("DELETE FROM pv_audit_pending WHERE position <= ?", [(last,)])
         held_positions = {p for p, *_ in held}

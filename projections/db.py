@@ -52,6 +52,20 @@ class Tx:
         if rows:
             self._cursor.executemany(self._sql(sql), rows)
 
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    ) -> None:
+        """Plain appends (no conflict handling): COPY on PostgreSQL, where the driver's
+        per-statement work would otherwise dominate a replay; executemany on SQLite."""
+        if not rows:
+            return
+        if self._pg:
+            with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        self._cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                                 f"{in_list(len(columns))}", rows)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cursor.execute(self._sql(sql), params)
         return [tuple(r) for r in self._cursor.fetchall()]

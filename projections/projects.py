@@ -89,8 +89,8 @@ class ProjectProjection(DocProjection):
         self._history: list[tuple[str, int, int, str, str]] = []
         self._snapshots: list[tuple[str, int, str]] = []
         super().apply(tx, events)
-        tx.executemany("INSERT INTO pv_project_history (id, version, recorded_us, portfolio_id, "
-                       "fig) VALUES (?,?,?,?,?)", self._history)
+        tx.insert_many("pv_project_history", ("id", "version", "recorded_us", "portfolio_id",
+                                              "fig"), self._history)
         tx.executemany("INSERT INTO pv_project_snapshots (id, version, doc) VALUES (?,?,?) "
                        "ON CONFLICT (id, version) DO NOTHING", self._snapshots)
 

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
+from pmo import demo
 from pmo.demo_data import generate
+from pmo.settings import Settings
 from tests.e2e.conftest import free_port, pmo_command, portfolio, proposal, wait_until_up
 
 KEYS = json.dumps({"k": ["publisher", "viewer", "auditor"]})
@@ -27,6 +30,14 @@ def test_demo_generator_is_deterministic_and_realistic() -> None:
     assert len({p["currency"] for p in opened}) == 3
     assert sum(e["type"] == "pmo.project.proposed" for e in events) == 100
     assert sum(e["type"] == "pmo.manager.registered" for e in events) == 15
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_every_demo_seed_is_accepted_whole_by_the_governance_rules(tmp_path: Path,
+                                                                  seed: int) -> None:
+    events = generate(seed)
+    counts = demo.load(Settings(data_dir=tmp_path, _env_file=None), events)  # type: ignore[call-arg]
+    assert counts == {"accepted": len(events)}
 
 
 def test_pmo_demo_loads_every_event_and_a_second_run_changes_nothing(tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ def replay(settings: Settings, app: PmoApplication, run: int,
     return total, elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """0 when every target is met, else 1 (what ``python -m bench`` reports)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--projects", type=int, default=2000)
     parser.add_argument("--costs", type=int, default=40)
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--projection-store-url", default=None,
                         help="e.g. postgresql://pmo:pmo@127.0.0.1:5432/pmo?schema=bench "
                              "(default: a fresh SQLite file per repeat)")
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args(argv)  # ``python -m bench`` may carry its own
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
         app = build_application(settings)
@@ -119,7 +120,8 @@ def main() -> None:
               f"{args.repeats})")
         print(f"ratio replay/baseline: {o / b:.2f}  target >= 100,000 events/s: "
               f"{'met' if o >= 100_000 else 'NOT met'}")
+        return 0 if o >= 100_000 else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -54,6 +54,7 @@ class AuditTrailProjection(Projection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._keys: dict[str, str] = {}  # store id -> publisher's id (from Created events)
+        self._head = 0
 
     def ddl(self) -> list[str]:
         return [
@@ -96,6 +97,7 @@ class AuditTrailProjection(Projection):
             appended += 1
             last = e.position
         chained = candidates[:appended]
+        self._head = last
         self._resolve_keys(tx, chained)
         keys = self._keys
         rows = []
@@ -117,6 +119,10 @@ class AuditTrailProjection(Projection):
             "topic, state) VALUES (?,?,?,?,?,?)",
             [(e.position, e.prev_position, e.oid_hex, e.originator_version, e.topic, e.state)
              for e in candidates[appended:] if e.position not in held_positions])
+
+    def applied_position(self, events: Sequence[RecordedEvent]) -> int:
+        # The chain's head: events held back for a missing predecessor are not applied yet.
+        return self._head
 
     def _resolve_keys(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         for e in events:

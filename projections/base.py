@@ -71,8 +71,12 @@ class Projection(ABC):
         tx.executemany(UPSERT_TRACKING, [(self.name, k, int(v)) for k, v in tracking.items()])
         if events:
             tx.executemany(MAX_TRACKING, [
-                (self.name, POSITION, max(e.position for e in events)),
+                (self.name, POSITION, self.applied_position(events)),
                 (self.name, LAST_EVENT_AT, max(e.recorded_us for e in events[-50:]))])
+
+    def applied_position(self, events: Sequence[RecordedEvent]) -> int:
+        """The highest store position this batch brought in (shown by GET /v1/projections)."""
+        return max(e.position for e in events)
 
     def changed(self) -> None:
         if self._on_change is not None:

@@ -1,0 +1,93 @@
+"""The whole Kafka deployment over HTTP: ``pmo serve`` in Kafka mode with the three workers.
+
+POST /v1/events answers ``queued`` (202) once the broker has the event; the views
+come from the consumers; a domain refusal appears in GET /v1/rejections.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.workload import event
+from tests.kafka_support import Worker, kafka_settings, wait_for
+
+pytestmark = pytest.mark.kafka
+
+KEY = "e2e-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+OPEN = event(1, "pmo.portfolio.opened", "PF-K", {
+    "name": "Kafka PMO", "pmo_type": "controlling", "currency": "EUR",
+    "budget_envelope": "500000", "owner": "pmo"})
+PROPOSE = event(2, "pmo.project.proposed", "P-K1", {
+    "portfolio_id": "PF-K", "name": "One", "sponsor": "cfo", "budget_requested": "120000",
+    "planned_start": "2026-01-01", "planned_finish": "2026-06-30"})
+APPROVE = event(3, "pmo.project.approved", "P-K1", {"approved_budget": "100000",
+                                                    "approver": "board"})
+OVER = event(4, "pmo.project.approved", "P-K404", {"approved_budget": "1", "approver": "x"})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def get(client: httpx.Client, path: str) -> Any:
+    response = client.get(path, headers=AUTH)
+    return response.json() if response.status_code == 200 else None
+
+
+def test_events_posted_in_kafka_mode_are_queued_and_become_visible(tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path)
+    port = free_port()
+    serve = Worker(settings, tmp_path, "serve", "--port", str(port), "--no-access-log")
+    serve.env["PMO_API_KEYS"] = f'{{"{KEY}": ["publisher", "viewer", "auditor"]}}'
+    serve.stop()
+    serve.start()
+    workers = [serve, Worker(settings, tmp_path, "ingest"), Worker(settings, tmp_path, "relay"),
+               Worker(settings, tmp_path, "consume", "--all")]
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        wait_for(lambda: _up(client), "the API", workers=workers)
+        single = client.post("/v1/events", json=OPEN, headers=AUTH)
+        assert single.status_code == 202 and single.json()["status"] == "queued"
+        time.sleep(0.5)  # the portfolio first: Kafka orders per subject only
+        batch = client.post("/v1/events", json=[PROPOSE, APPROVE, OVER], headers=AUTH)
+        assert [r["status"] for r in batch.json()["results"]] == ["queued"] * 3
+        invalid = client.post("/v1/events", json={**OPEN, "type": "pmo.nothing"}, headers=AUTH)
+        assert invalid.status_code in (400, 422)
+
+        wait_for(lambda: (get(client, "/v1/portfolios/PF-K") or {}).get(
+            "approved_budget") == "100000", "the approval in the portfolio view",
+            workers=workers)
+        project = get(client, "/v1/projects/P-K1")
+        assert project["state"] == "approved" and project["approved_budget"] == "100000"
+        wait_for(lambda: len((get(client, "/v1/rejections") or {}).get("items", [])) >= 2,
+                 "the rejections", workers=workers)
+        items = get(client, "/v1/rejections")["items"]
+        kinds = sorted(i["kind"] for i in items)
+        assert kinds == ["dlq", "rejected"]
+        rejected = next(i for i in items if i["kind"] == "rejected")
+        assert rejected["subject"] == "P-K404" and "P-K404" in rejected["reason"]
+        statuses = {p["name"]: p for p in get(client, "/v1/projections")["items"]}
+        assert {"portfolios", "projects", "audit"} <= set(statuses)
+        # opened, proposed, approved, and the portfolio's record of the approved budget
+        assert statuses["audit"]["position"] == 4 and statuses["audit"]["lag"] == 0
+    finally:
+        client.close()
+        for w in workers:
+            w.stop()
+
+
+def _up(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False

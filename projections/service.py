@@ -192,6 +192,7 @@ class ProjectionService:
 
     def as_of(self, app: PmoApplication, kind: str, key: str, at: datetime) -> bytes | None:
         """``kind`` is project, portfolio, program or manager; ``at`` is recording time."""
+        at = at.astimezone(UTC)  # one instant, one cache entry, shown in UTC
         def build() -> bytes | None:
             if kind == "portfolio":
                 view = asof.portfolio(app, self.projects, key, at, self.portfolios)

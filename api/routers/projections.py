@@ -10,7 +10,7 @@ costs a thread-pool hop on every request, which the read benchmark notices.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -78,7 +78,7 @@ def parse_as_of(as_of: str | None, roles: set[str]) -> datetime | None:
     if instant.utcoffset() is None:
         raise Problem(422, "Invalid request", "as_of: give a UTC offset, e.g. "
                       "2026-03-01T12:00:00Z", kind="invalid-request")
-    return instant
+    return instant.astimezone(UTC)  # answers show UTC; PV counts days in UTC
 
 
 def json_response(body: bytes) -> Response:

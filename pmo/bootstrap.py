@@ -12,11 +12,13 @@ from ingest.service import IngestService, RefusalSink
 from pmo.settings import Settings
 from projections.runner import EmbeddedRunner
 from projections.service import ProjectionService, build_projections
+from storage.transcoder import FastJSONTranscoder
 
 
 def build_application(settings: Settings) -> PmoApplication:
     """The event-sourced PMO application on the configured event store."""
-    return PmoApplication(env=settings.event_store.event_store_env())
+    return PmoApplication(env=settings.event_store.event_store_env(),
+                          transcoder=FastJSONTranscoder())
 
 
 def build_ingest(app: PmoApplication, refusals: RefusalSink | None = None) -> IngestService:

@@ -7,15 +7,29 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.routers.projections import (
-    NOT_FOUND,
     FastServices,
     ViewerRoles,
     as_of_view,
+    documented,
     parse_as_of,
     view,
 )
 
 router = APIRouter(tags=["portfolios"])
+
+EXAMPLE = {
+    "portfolio_id": "PF-1", "name": "Growth", "pmo_type": "directive", "currency": "EUR",
+    "owner": "Olga", "budget_envelope": "1000000", "remaining_envelope": "999000",
+    "approved_budget": "1000", "actual_cost": "250.50", "estimate_at_completion": "626.25",
+    "budget_at_completion": "1000", "earned_value": "400.00", "planned_value": "901.10",
+    "cpi": 1.5968, "spi": 0.4439, "project_count": 1,
+    "projects_by_state": {"proposed": 0, "approved": 0, "rejected": 0, "active": 1,
+                          "on_hold": 0, "completed": 0, "cancelled": 0},
+    "projects_by_health": {"green": 0, "amber": 1, "red": 0, "unknown": 0},
+    "objectives": [{"objective_id": "O1", "title": "Grow", "weight": 0.5,
+                    "budget_share": 0.4}],
+    "version": 3,
+}
 
 
 @router.get("/v1/portfolios", summary="Every portfolio's view, by id")
@@ -30,7 +44,7 @@ async def list_portfolios(
 
 
 @router.get("/v1/portfolios/{portfolio_id}", summary="A portfolio: counts, money, CPI/SPI",
-            responses=NOT_FOUND)
+            responses=documented(EXAMPLE))
 async def get_portfolio(
     portfolio_id: str, roles: ViewerRoles, services: FastServices,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,

@@ -27,6 +27,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown id", "content": {"application/problem+json": {}}}}
 
 
+def documented(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of a view route: its JSON example, and the 404 problem."""
+    return {200: {"description": "the view", "content": {JSON: {"example": example}}},
+            **NOT_FOUND}
+
+
 def _roles(request: Request) -> set[str]:
     ring: KeyRing = request.app.state.keyring
     roles = ring.roles_of(request.headers.get("authorization"))

@@ -9,10 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem
 from api.routers.projections import (
-    NOT_FOUND,
     FastServices,
     ViewerRoles,
     as_of_view,
+    documented,
     json_response,
     parse_as_of,
     view,
@@ -20,6 +20,22 @@ from api.routers.projections import (
 from projections.lists import SORTS, BadQuery, ProjectQuery
 
 router = APIRouter(tags=["projects"])
+
+EXAMPLE = {
+    "project_id": "X1", "portfolio_id": "PF-1", "program_id": "G1", "name": "New CRM",
+    "sponsor": "COO", "state": "active", "manager_id": "M1", "priority": 2,
+    "budget_requested": "100000", "approved_budget": "1000", "actual_cost": "250.50",
+    "estimate_at_completion": "626.25", "earned_value": "400.00", "planned_value": "901.10",
+    "planned_start": "2026-01-01", "planned_finish": "2026-12-31",
+    "baseline_finish": "2026-12-31", "started_on": "2026-02-01", "finished_on": None,
+    "health": {"overall": "amber", "scope": "green", "schedule": "red", "budget": "green"},
+    "percent_complete": 40,
+    "milestones": [{"milestone_id": "MS1", "name": "Go live", "due": "2026-06-01",
+                    "achieved_on": None}],
+    "open_risks": [{"risk_id": "R1", "title": "Vendor", "probability": 0.5, "impact": 3}],
+    "objectives": [], "version": 6, "cpi": 1.5968, "spi": 0.4439,
+    "updated_at": "2026-03-02T09:30:00.120000+00:00",
+}
 
 State = Literal["proposed", "approved", "rejected", "active", "on_hold", "completed",
                 "cancelled"]
@@ -49,7 +65,7 @@ async def list_projects(
 
 
 @router.get("/v1/projects/{project_id}", summary="A project: state, money, health, KPIs",
-            responses=NOT_FOUND)
+            responses=documented(EXAMPLE))
 async def get_project(
     project_id: str, roles: ViewerRoles, services: FastServices,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,

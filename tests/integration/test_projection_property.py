@@ -17,8 +17,9 @@ from domain.values import Colour, Envelope, PmoType
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
 from projections.log import read_log
-from projections.runner import EmbeddedRunner
+from projections.runner import EmbeddedRunner, rebuild
 from projections.service import ProjectionService, build_projections
+from tests.conftest import drop_postgres_schema, fresh_postgres_schema
 
 PROJECTS = ["P1", "P2", "P3"]
 money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("500"), places=2)
@@ -85,11 +86,8 @@ def snapshot(service: ProjectionService) -> dict[str, Any]:
     return views
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(history=commands, sizes=st.lists(st.integers(1, 7), min_size=1, max_size=10))
-def test_replay_equals_live_equals_random_batches(history: list[c.Command],
-                                                  sizes: list[int]) -> None:
+def check(history: list[c.Command], sizes: list[int], replay_url: str | None = None) -> None:
+    """Live (event by event), batched (random sizes) and replayed views must be equal."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
 
@@ -105,8 +103,9 @@ def test_replay_equals_live_equals_random_batches(history: list[c.Command],
         for n, command in enumerate([*SETUP, *history]):
             app.record([(Envelope("urn:t", f"m{n}", "t", start), command)])
             runner.catch_up()
-        replayed = store("replay.sqlite")
-        EmbeddedRunner(app, replayed, batch_size=10_000).catch_up()
+        replayed = (store("replay.sqlite") if replay_url is None else build_projections(
+            Settings(data_dir=root, projection_store_url=replay_url, _env_file=None)))
+        rebuild(app, replayed, batch_size=10_000)
         batched = store("batched.sqlite")
         events = read_log(app, 0, 10_000)
         i = 0
@@ -124,3 +123,23 @@ def test_replay_equals_live_equals_random_batches(history: list[c.Command],
         for service in (live, replayed, batched):
             service.close()
         app.close()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(history=commands, sizes=st.lists(st.integers(1, 7), min_size=1, max_size=10))
+def test_replay_equals_live_equals_random_batches(history: list[c.Command],
+                                                  sizes: list[int]) -> None:
+    check(history, sizes)
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(history=commands, sizes=st.lists(st.integers(1, 7), min_size=1, max_size=10))
+def test_replay_into_postgres_equals_live_on_sqlite(history: list[c.Command],
+                                                    sizes: list[int]) -> None:
+    url = fresh_postgres_schema()
+    try:
+        check(history, sizes, replay_url=url)
+    finally:
+        drop_postgres_schema(url)

@@ -56,6 +56,9 @@ class EventDecoder:
 
     def __init__(self, mapper: Mapper[UUID]) -> None:
         self._mapper = mapper
+        # Without cipher or compressor the stored bytes are the JSON the projections read,
+        # and the event is built directly (the hot path of every consumer).
+        self._plain = mapper.cipher is None and mapper.compressor is None
 
     @classmethod
     def for_pmo(cls) -> EventDecoder:
@@ -73,5 +76,8 @@ class EventDecoder:
             prev_position = int(h["prev_position"])
         except (KeyError, ValueError) as e:
             raise ValueError(f"not a pmo.events message (headers {sorted(h)}): {e}") from e
+        if self._plain:
+            return RecordedEvent(position, originator_id, version, topic, value, None,
+                                 prev_position)
         return to_recorded(self._mapper, position,
                            StoredEvent(originator_id, version, topic, value), prev_position)

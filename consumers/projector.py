@@ -60,7 +60,7 @@ def events_consumer(settings: Settings, group: str, **overrides: Any) -> KafkaCo
         "session_timeout_ms": SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 3000,
         # Small per-partition fetches: every poll then holds a similar stretch of the
         # store's log from each partition, which the merge below puts back in order.
-        "fetch_max_bytes": 64 * 1024 * 1024, "max_partition_fetch_bytes": 512 * 1024,
+        "fetch_max_bytes": 64 * 1024 * 1024, "max_partition_fetch_bytes": 1024 * 1024,
         **overrides}
     return KafkaConsumer(**options)
 

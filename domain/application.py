@@ -321,11 +321,11 @@ class UnitOfWork:
         # Within one command, events of different aggregates keep the decision's
         # order of aggregates: decisions trigger the subject first.
         for aggregate in self._touched.values():
-            self._decided.extend(aggregate.pending_events[self._pending_before(aggregate):])
-        self._counted.update({i: len(a.pending_events) for i, a in self._touched.items()})
-
-    def _pending_before(self, aggregate: BaseAggregate[UUID]) -> int:
-        return self._counted.get(aggregate.id, 0)
+            pending = aggregate.pending_events
+            before = self._counted.get(aggregate.id, 0)
+            if len(pending) > before:
+                self._decided.extend(pending[before:])
+                self._counted[aggregate.id] = len(pending)
 
     def decided_events(self) -> list[Any]:
         return self._decided

@@ -171,7 +171,7 @@ ToCommand = Callable[[str, Any], c.Command]
 
 
 def _fields(model: BaseModel) -> dict[str, Any]:
-    return {name: getattr(model, name) for name in type(model).model_fields}
+    return dict(model.__dict__)  # pydantic keeps exactly the declared fields there
 
 
 def _plain(command: type[c.Command]) -> ToCommand:

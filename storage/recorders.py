@@ -86,16 +86,19 @@ class PmoSQLiteRecorder(SQLiteApplicationRecorder):
         return ids
 
     def positions_of(self, keys: Iterable[Key]) -> dict[Key, int]:
-        keys = list(keys)
+        # Grouped by source, so each lookup is an IN list on the primary key's prefix.
+        by_source: dict[str, list[str]] = {}
+        for source, event_id in keys:
+            by_source.setdefault(source, []).append(event_id)
         found: dict[Key, int] = {}
         with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(keys), 400):
-                chunk = keys[start:start + 400]
-                c.execute(
-                    "SELECT source, event_id, position FROM inbound_receipts WHERE "
-                    + " OR ".join(["(source=? AND event_id=?)"] * len(chunk)),
-                    [part for key in chunk for part in key])
-                found.update({(r[0], r[1]): r[2] for r in c.fetchall()})
+            for source, event_ids in by_source.items():
+                for start in range(0, len(event_ids), 500):
+                    chunk = event_ids[start:start + 500]
+                    c.execute("SELECT event_id, position FROM inbound_receipts WHERE source=? "
+                              f"AND event_id IN ({','.join('?' * len(chunk))})",
+                              [source, *chunk])
+                    found.update({(source, r[0]): r[1] for r in c.fetchall()})
         return found
 
     def existing(self, originator_ids: Iterable[UUID]) -> set[UUID]:

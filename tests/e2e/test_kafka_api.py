@@ -7,11 +7,14 @@ come from the consumers; a domain refusal appears in GET /v1/rejections.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from bench.workload import event
@@ -76,10 +79,19 @@ def test_events_posted_in_kafka_mode_are_queued_and_become_visible(tmp_path: Pat
         assert kinds == ["dlq", "rejected"]
         rejected = next(i for i in items if i["kind"] == "rejected")
         assert rejected["subject"] == "P-K404" and "P-K404" in rejected["reason"]
+        events_file = tmp_path / "more.jsonl"
+        events_file.write_bytes(orjson.dumps({**OPEN, "id": "pub-1", "subject": "PF-PUB"}))
+        published = subprocess.run(
+            [sys.executable, "-m", "pmo.cli", "publish", str(events_file), "--api",
+             f"http://127.0.0.1:{port}"], env={**serve.env, "PMO_PUBLISH_API_KEY": KEY},
+            capture_output=True, text=True, timeout=60, check=True)
+        assert "'queued': 1" in published.stdout
+        wait_for(lambda: get(client, "/v1/portfolios/PF-PUB") is not None,
+                 "the portfolio published with pmo publish --api", workers=workers)
         statuses = {p["name"]: p for p in get(client, "/v1/projections")["items"]}
         assert {"portfolios", "projects", "audit"} <= set(statuses)
-        # opened, proposed, approved, and the portfolio's record of the approved budget
-        assert statuses["audit"]["position"] == 4 and statuses["audit"]["lag"] == 0
+        # opened, proposed, approved, the portfolio's record of the approved budget, PF-PUB
+        assert statuses["audit"]["position"] == 5 and statuses["audit"]["lag"] == 0
     finally:
         client.close()
         for w in workers:

@@ -124,21 +124,6 @@ class Db:
                 with conn.transaction(), conn.cursor() as cursor:
                     yield Tx(cursor, self.kind)
 
-    @contextmanager
-    def reading(self) -> Iterator[Tx]:
-        """Several reads that see one consistent state of the store."""
-        conn = self.connection()
-        if self.kind == "sqlite":
-            cursor = conn.cursor()
-            cursor.execute("BEGIN")
-            try:
-                yield Tx(cursor, self.kind)
-            finally:
-                cursor.execute("COMMIT")
-        else:
-            with conn.transaction(), conn.cursor() as cursor:
-                yield Tx(cursor, self.kind)
-
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         conn = self.connection()
         if self.kind == "sqlite":

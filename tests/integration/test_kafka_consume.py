@@ -17,6 +17,7 @@ import pytest
 from consumers.codec import EventDecoder
 from consumers.deadletters import KafkaRefusalSink, producer
 from consumers.ingest_worker import InboundWorker, inbound_consumer
+from consumers.positions import RelayPositions
 from consumers.projector import ProjectionConsumer
 from consumers.publisher import to_kafka
 from consumers.relay import Relay
@@ -116,3 +117,26 @@ def test_the_demo_through_kafka_shows_the_same_views_as_in_embedded_mode(
     for service, application in ((via_kafka, app), (embedded, embedded_app)):
         service.close()
         application.close()
+
+
+def test_a_republished_stream_changes_no_view(tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path, inbound_partitions=1)
+    app = build_application(settings)
+    ingest_through_kafka(settings, app, generate(projects=20))
+    stored = len(app.recorder.select_notifications(None, 10**6))
+    service = ProjectionService(Db(settings.projection_store))
+    consume_all(settings, service, stored)
+    before = tables(service)
+
+    # The relay crashed before saving its position, say: everything goes out again.
+    RelayPositions(app.recorder).set(settings.topic(EVENTS), 0)
+    kafka_producer = producer(settings)
+    again = Relay(app.recorder, kafka_producer, settings.topic(EVENTS))
+    while again.step():
+        pass
+    kafka_producer.close()
+    assert again.published == stored
+    consume_all(settings, service, stored)  # new consumers resume from the stored offsets
+    assert tables(service) == before
+    service.close()
+    app.close()

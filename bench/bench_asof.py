@@ -110,18 +110,22 @@ def main(argv: list[str] | None = None) -> int:
         assert view is not None and view["project_count"] == args.projects
         early = asof.portfolio(app, service.projects, "BIG", middle, service.portfolios)
         assert early is None  # the portfolio was opened after ``middle``
+        service.projects.forget_kpis()
+        cold = timings(
+            lambda: asof.portfolio(app, service.projects, "BIG", at, service.portfolios), 1)[0]
         ours_p = timings(
             lambda: asof.portfolio(app, service.projects, "BIG", at, service.portfolios), repeats)
         doc = service.portfolios.get("BIG")
         assert doc is not None
         live = timings(lambda: service._portfolio(doc), repeats)
         m_ours, m_live = statistics.median(ours_p), statistics.median(live)
-        print(f"portfolio of {args.projects} projects as of T: median {m_ours:.1f} ms "
-              f"(target <= 250 ms: {'met' if m_ours <= 250 else 'NOT met'})")
+        print(f"portfolio of {args.projects} projects as of T: median {m_ours:.1f} ms, first "
+              f"(KPI memo cold) {cold:.1f} ms (target <= 250 ms: "
+              f"{'met' if max(m_ours, cold) <= 250 else 'NOT met'})")
         print(f"  baseline live view built uncached: median {m_live:.1f} ms; ratio "
               f"{m_ours / m_live:.2f}")
         service.close()
-        return 0 if pct(ours, .99) <= 10 and m_ours <= 250 else 1
+        return 0 if pct(ours, .99) <= 10 and max(m_ours, cold) <= 250 else 1
 
 
 if __name__ == "__main__":

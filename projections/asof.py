@@ -65,7 +65,7 @@ def portfolio(app: PmoApplication, projects: ProjectProjection, key: str,
         doc = doc_at(app, "portfolio", key, at, fold_portfolio)
     if doc is None:
         return None
-    return portfolio_view(doc, projects.figs_at(key, micros(at)), at.date())
+    return portfolio_view(doc, projects.figs_at(key, micros(at), at.date()))
 
 
 def program(app: PmoApplication, projects: ProjectProjection, key: str,
@@ -76,7 +76,7 @@ def program(app: PmoApplication, projects: ProjectProjection, key: str,
     # A project's program never changes, so today's members are the candidates.
     ids = [r[0] for r in projects.db.query("SELECT id FROM pv_projects WHERE program_id = ?",
                                            (key,))]
-    return program_view(doc, projects.figs_at(doc["portfolio_id"], micros(at), ids), at.date())
+    return program_view(doc, projects.figs_at(doc["portfolio_id"], micros(at), at.date(), ids))
 
 
 def manager(app: PmoApplication, projects: ProjectProjection, key: str,
@@ -91,6 +91,7 @@ def manager(app: PmoApplication, projects: ProjectProjection, key: str,
                                  f"({','.join('?' * len(ids))})", ids)
         for id_, portfolio_id in rows:
             by_portfolio.setdefault(portfolio_id, []).append(id_)
-    figs = [f for portfolio_id, members in by_portfolio.items()
-            for f in projects.figs_at(portfolio_id, micros(at), members) if f[F_MANAGER] == key]
-    return manager_view(doc, figs, at.date())
+    rows = [(f, k) for portfolio_id, members in by_portfolio.items()
+            for f, k in projects.figs_at(portfolio_id, micros(at), at.date(), members)
+            if f[F_MANAGER] == key]
+    return manager_view(doc, rows)

@@ -21,9 +21,10 @@ from projections.aggregates import DocProjection
 from projections.db import Tx
 from projections.feed import RecordedEvent
 from projections.folds import FIGURE_EVENTS, Doc, fold_project
-from projections.kpi import Figures
+from projections.kpi import Figures, Kpis, project_kpis
 
 SNAPSHOT_EVERY = 100
+MEMO_LIMIT = 200_000  # figures kept with their KPIs (a few hundred bytes each)
 
 # Positions inside a ``fig`` list (kept short: one is written per figure-changing event).
 (F_KEY, F_STATE, F_OVERALL, F_BAC, F_AC, F_PCT, F_FORECAST, F_START, F_BASELINE, F_FINISHED,
@@ -62,6 +63,10 @@ class ProjectProjection(DocProjection):
     columns = ("portfolio_id", "program_id", "manager_id", "state", "overall", "name",
                "planned_start", "planned_finish", "fig")
     fold = staticmethod(fold_project)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._memo: dict[str, tuple[list[Any], date, Kpis]] = {}
 
     def ddl(self) -> list[str]:
         return [
@@ -125,12 +130,32 @@ class ProjectProjection(DocProjection):
 
     # -- reads for roll-ups ---------------------------------------------------
 
-    def live_figs(self, where: str, params: Sequence[Any]) -> list[list[Any]]:
-        rows = self.db.query(f"SELECT fig FROM pv_projects WHERE {where}", params)
-        return [orjson.loads(r[0]) for r in rows]
+    def evaluate(self, texts: Sequence[str], on: date) -> list[tuple[list[Any], Kpis]]:
+        """Figures (as stored) with their KPIs on day ``on``, memoised by the stored text:
+        a roll-up of 10,000 projects recomputes only those that changed since."""
+        memo = self._memo
+        if len(memo) > MEMO_LIMIT:
+            memo.clear()
+        out = []
+        for text in texts:
+            hit = memo.get(text)
+            if hit is None or hit[1] != on:
+                fig = orjson.loads(text)
+                hit = memo[text] = (fig, on, project_kpis(figures(fig), on))
+            out.append((hit[0], hit[2]))
+        return out
 
-    def figs_at(self, portfolio_id: str, at_us: int,
-                ids: Sequence[str] | None = None) -> list[list[Any]]:
+    def forget_kpis(self) -> None:
+        """Drop the memo (benchmarks measure a cold roll-up with it)."""
+        self._memo.clear()
+
+    def live_figs(self, where: str, params: Sequence[Any],
+                  on: date) -> list[tuple[list[Any], Kpis]]:
+        rows = self.db.query(f"SELECT fig FROM pv_projects WHERE {where}", params)
+        return self.evaluate([r[0] for r in rows], on)
+
+    def figs_at(self, portfolio_id: str, at_us: int, on: date,
+                ids: Sequence[str] | None = None) -> list[tuple[list[Any], Kpis]]:
         """Each project's figures as recorded at or before ``at_us`` (only ``ids``, if given)."""
         only = ""
         params: list[Any] = [portfolio_id, at_us]
@@ -144,4 +169,4 @@ class ProjectProjection(DocProjection):
             "FROM pv_project_history WHERE portfolio_id = ? AND recorded_us <= ?" + only +
             " GROUP BY id) m ON h.id = m.id AND h.version = m.v WHERE h.portfolio_id = ?",
             [*params, portfolio_id])
-        return [orjson.loads(r[0]) for r in rows]
+        return self.evaluate([r[0] for r in rows], on)

@@ -128,8 +128,8 @@ class ProjectionService:
         return self.cached(f"project:{key}", build)
 
     def _portfolio(self, doc: dict[str, Any]) -> dict[str, Any]:
-        figs = self.projects.live_figs("portfolio_id = ?", (doc["portfolio_id"],))
-        return portfolio_view(doc, figs, _today())
+        rows = self.projects.live_figs("portfolio_id = ?", (doc["portfolio_id"],), _today())
+        return portfolio_view(doc, rows)
 
     def portfolio(self, key: str) -> bytes | None:
         def build() -> bytes | None:
@@ -163,13 +163,13 @@ class ProjectionService:
             doc = self.programs.get(key)
             if doc is None:
                 return None
-            figs = self.projects.live_figs("program_id = ?", (key,))
-            return dumps(program_view(doc, figs, _today()))
+            rows = self.projects.live_figs("program_id = ?", (key,), _today())
+            return dumps(program_view(doc, rows))
         return self.cached(f"program:{key}", build)
 
     def _manager(self, doc: dict[str, Any]) -> dict[str, Any]:
-        figs = self.projects.live_figs("manager_id = ?", (doc["manager_id"],))
-        return manager_view(doc, figs, _today())
+        rows = self.projects.live_figs("manager_id = ?", (doc["manager_id"],), _today())
+        return manager_view(doc, rows)
 
     def manager(self, key: str) -> bytes | None:
         def build() -> bytes | None:

@@ -73,14 +73,14 @@ def project_view(doc: Doc, on: date) -> dict[str, Any]:
     }
 
 
-def _kpis(figs: Sequence[Sequence[Any]], on: date) -> list[Kpis]:
-    return [project_kpis(figures(f), on) for f in figs]
+# A project's figures (see ``projections.projects.fig_of``) with its KPIs on the day asked.
+Evaluated = Sequence[tuple[Sequence[Any], Kpis]]
 
 
-def rollup(figs: Sequence[Sequence[Any]], on: date) -> dict[str, Any]:
+def rollup(rows: Evaluated) -> dict[str, Any]:
     """The figures every roll-up shows: sums, ratios of sums, counts by state and health."""
-    kpis = _kpis(figs, on)
-    totals = roll_up(kpis)
+    figs = [f for f, _ in rows]
+    totals = roll_up(k for _, k in rows)
     by_state = dict.fromkeys(STATES, 0)
     by_health = {"green": 0, "amber": 0, "red": 0, "unknown": 0}
     approved = ZERO
@@ -99,11 +99,11 @@ def rollup(figs: Sequence[Sequence[Any]], on: date) -> dict[str, Any]:
     }
 
 
-def portfolio_view(doc: Doc, figs: Sequence[Sequence[Any]], on: date) -> dict[str, Any]:
-    figures_ = rollup(figs, on)
+def portfolio_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
+    figures_ = rollup(rows)
     approved = Decimal(figures_["approved_budget"])
     shares: dict[str, Decimal] = {}
-    for f in figs:
+    for f, _ in rows:
         if f[F_STATE] in BUDGET_HOLDING and f[F_BAC] is not None:
             for objective_id, contribution in f[F_OBJECTIVES]:
                 shares[objective_id] = (shares.get(objective_id, ZERO)
@@ -121,18 +121,17 @@ def portfolio_view(doc: Doc, figs: Sequence[Sequence[Any]], on: date) -> dict[st
     }
 
 
-def program_view(doc: Doc, figs: Sequence[Sequence[Any]], on: date) -> dict[str, Any]:
+def program_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
     return {"program_id": doc["program_id"], "portfolio_id": doc["portfolio_id"],
             "name": doc["name"], "manager_id": doc["manager_id"],
-            "projects": sorted(f[0] for f in figs), **rollup(figs, on),
+            "projects": sorted(f[0] for f, _ in rows), **rollup(rows),
             "version": doc["version"]}
 
 
-def manager_view(doc: Doc, figs: Sequence[Sequence[Any]], on: date) -> dict[str, Any]:
-    """``figs``: the projects whose current manager this is (terminal ones included)."""
-    kpis = _kpis(figs, on)
-    variance = sum(((k.bac - (k.eac if k.eac is not None else k.bac)) for k in kpis), ZERO)
-    completed = [(f[F_FINISHED], f[F_BASELINE]) for f in figs if f[F_STATE] == "completed"]
+def manager_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
+    """``rows``: the projects whose current manager this is (terminal ones included)."""
+    variance = sum(((k.bac - (k.eac if k.eac is not None else k.bac)) for _, k in rows), ZERO)
+    completed = [(f[F_FINISHED], f[F_BASELINE]) for f, _ in rows if f[F_STATE] == "completed"]
     return {
         "manager_id": doc["manager_id"], "name": doc["name"], "grade": doc["grade"],
         "capacity": doc["capacity"], "active_projects": len(doc["projects"]),

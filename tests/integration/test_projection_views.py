@@ -227,3 +227,29 @@ def test_as_of_shortcuts_equal_the_plain_fold_of_the_stored_events(stores: Store
         assert asof.project(app, service.projects, "A", at) == project_view(plain, at.date())
         assert asof.portfolio(app, service.projects, "PF", at, service.portfolios) == \
             asof.portfolio(app, service.projects, "PF", at)
+
+
+def test_runner_surfaces_a_failing_batch_and_recovers(stores: Stores) -> None:
+    app, service, _ = stores
+    runner = EmbeddedRunner(app, service, poll_interval_s=0.01)
+    with service.db.transaction() as tx:
+        tx.execute("DROP TABLE pv_programs")  # the store breaks under the runner
+    runner.start()
+    try:
+        seed(Publisher(app))
+        runner.wake()
+        deadline = time.monotonic() + 5
+        while runner.error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert runner.error is not None and "pv_programs" in runner.error
+        assert all("error" in s for s in runner.status())
+        assert service.audit.count() == 0  # the failed batch committed nothing, anywhere
+        service.programs.create_tables()  # repaired: the retry goes through
+        assert runner.wait_for(app.recorder.max_notification_id() or 0, timeout=10)
+        deadline = time.monotonic() + 5
+        while runner.error is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # cleared once the loop sees its batch through
+        assert runner.error is None
+        assert view(service.program("PG"))["projects"] == ["A", "B"]
+    finally:
+        runner.stop()

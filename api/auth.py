@@ -30,21 +30,34 @@ class KeyRing:
         return self._roles.get(authorization[7:].strip())
 
 
-def require(role: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
+def caller_roles(request: Request) -> set[str]:
+    """The roles of the request's key; 401 without a valid one."""
+    ring: KeyRing = request.app.state.keyring
+    roles = ring.roles_of(request.headers.get("authorization"))
+    if roles is None:
+        raise Problem(401, "Unauthorized", "a valid 'Authorization: Bearer <api key>' "
+                      "header is required")
+    return roles
+
+
+def require_role(roles: set[str], role: str) -> None:
+    if role not in roles:
+        raise Problem(403, "Forbidden", f"this API key lacks the '{role}' role")
+
+
+def require(role: str) -> Callable[[Request], Coroutine[Any, Any, set[str]]]:
     # async, though it does no I/O: a sync dependency would cost a thread-pool hop.
-    async def check(request: Request) -> None:
-        ring: KeyRing = request.app.state.keyring
-        roles = ring.roles_of(request.headers.get("authorization"))
-        if roles is None:
-            raise Problem(401, "Unauthorized", "a valid 'Authorization: Bearer <api key>' "
-                          "header is required")
-        if role not in roles:
-            raise Problem(403, "Forbidden", f"this API key lacks the '{role}' role")
+    async def check(request: Request) -> set[str]:
+        roles = caller_roles(request)
+        require_role(roles, role)
+        return roles
 
     return check
 
 
-Publisher = Annotated[None, Depends(require("publisher"))]
-Viewer = Annotated[None, Depends(require("viewer"))]
-Auditor = Annotated[None, Depends(require("auditor"))]
-Admin = Annotated[None, Depends(require("admin"))]
+# Each alias checks the role and hands the caller's roles to routes that need more
+# (``?as_of=`` on a view route asks for ``auditor`` on top of ``viewer``).
+Publisher = Annotated[set[str], Depends(require("publisher"))]
+Viewer = Annotated[set[str], Depends(require("viewer"))]
+Auditor = Annotated[set[str], Depends(require("auditor"))]
+Admin = Annotated[set[str], Depends(require("admin"))]

@@ -23,10 +23,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import KeyRing
 from api.deps import Services
+from projections.service import VIEW_KEY_PREFIX
 
 # ``/v1/<collection>/{id}`` -> the projection service's cache key prefix for that view.
-VIEWS = {"portfolios": "portfolio:", "projects": "project:", "programs": "program:",
-         "managers": "manager:"}
+VIEWS = VIEW_KEY_PREFIX
 _TEMPLATE = re.compile(r"^/v1/(portfolios|projects|programs|managers)/\{[a-z_]+\}$")
 
 

@@ -78,6 +78,8 @@ class ReceiptLedger(Protocol):
 
     def version_at(self, originator_id: UUID, instant: datetime) -> int | None: ...
 
+    def positions_by_version(self, originator_id: UUID) -> dict[int, int]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:

@@ -42,6 +42,10 @@ from projections.rejections import RejectionLog
 from projections.views import manager_view, portfolio_view, program_view, project_view
 
 CACHE_LIMIT = 20_000
+# The cache key of each single view served by id, by its collection in the API's
+# paths: the routes and the API's fast path (api/fastpath.py) both key by these.
+VIEW_KEY_PREFIX = {"portfolios": "portfolio:", "projects": "project:", "programs": "program:",
+                   "managers": "manager:"}
 Json = bytes
 
 

@@ -113,6 +113,12 @@ class PmoSQLiteRecorder(SQLiteApplicationRecorder):
                 found.update(UUID(r[0]) for r in c.fetchall())
         return found
 
+    def positions_by_version(self, originator_id: UUID) -> dict[int, int]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT originator_version, position FROM event_times "
+                      "WHERE originator_id=?", (originator_id.hex,))
+            return {row[0]: row[1] for row in c.fetchall()}
+
     def version_at(self, originator_id: UUID, instant: datetime) -> int | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT MAX(originator_version) FROM event_times "
@@ -152,6 +158,9 @@ class PmoPostgresRecorder(PostgresApplicationRecorder):
         self._select_existing = SQL(
             "SELECT originator_id FROM {}.{} WHERE originator_version = 1 "
             "AND originator_id = ANY(%s)").format(schema, Identifier(events_table_name))
+        self._select_positions = SQL(
+            "SELECT originator_version, position FROM {}.{} WHERE originator_id = %s"
+        ).format(schema, self.times_table)
         self._select_version_at = SQL(
             "SELECT MAX(originator_version) AS v FROM {}.{} "
             "WHERE originator_id = %s AND recorded_at <= %s").format(schema, self.times_table)
@@ -185,6 +194,11 @@ class PmoPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_existing, (ids,))
             return {r["originator_id"] for r in curs.fetchall()}
+
+    def positions_by_version(self, originator_id: UUID) -> dict[int, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_positions, (originator_id,))
+            return {r["originator_version"]: r["position"] for r in curs.fetchall()}
 
     def version_at(self, originator_id: UUID, instant: datetime) -> int | None:
         with self.datastore.transaction(commit=False) as curs:

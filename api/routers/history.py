@@ -20,7 +20,6 @@ from api.auth import Auditor
 from api.deps import ServicesDep
 from api.problems import Problem
 from domain.project import Project
-from storage.positions import positions_by_version
 
 router = APIRouter(tags=["history"])
 
@@ -83,7 +82,7 @@ def project_history(
     if not events and after == 0:
         raise Problem(404, "Not found", f"unknown project '{project_id}'", kind="not-found")
     page = events[:limit]
-    positions = positions_by_version(app.recorder, aggregate_id)
+    positions = app.ledger.positions_by_version(aggregate_id)
     items = [entry(e, positions.get(e.originator_version)) for e in page]
     more = len(events) > limit
     return {"project_id": project_id, "items": items,

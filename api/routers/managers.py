@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from api.auth import Viewer
+from api.deps import ServicesDep
 from api.routers.projections import (
     NOT_FOUND,
-    FastServices,
-    ViewerRoles,
     as_of_view,
     parse_as_of,
     view,
@@ -20,7 +20,7 @@ router = APIRouter(tags=["managers"])
 
 @router.get("/v1/managers", summary="The manager pool, by id")
 async def list_managers(
-    _: ViewerRoles, services: FastServices,
+    _: Viewer, services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
@@ -32,7 +32,7 @@ async def list_managers(
 @router.get("/v1/managers/{manager_id}", summary="A manager: active vs capacity, KPIs",
             responses=NOT_FOUND)
 async def get_manager(
-    manager_id: str, roles: ViewerRoles, services: FastServices,
+    manager_id: str, roles: Viewer, services: ServicesDep,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
 ) -> Response:
     at = parse_as_of(as_of, roles)

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from api.auth import Viewer
+from api.deps import ServicesDep
 from api.routers.projections import (
-    FastServices,
-    ViewerRoles,
     as_of_view,
     documented,
     parse_as_of,
@@ -34,7 +34,7 @@ EXAMPLE = {
 
 @router.get("/v1/portfolios", summary="Every portfolio's view, by id")
 async def list_portfolios(
-    _: ViewerRoles, services: FastServices,
+    _: Viewer, services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
@@ -46,7 +46,7 @@ async def list_portfolios(
 @router.get("/v1/portfolios/{portfolio_id}", summary="A portfolio: counts, money, CPI/SPI",
             responses=documented(EXAMPLE))
 async def get_portfolio(
-    portfolio_id: str, roles: ViewerRoles, services: FastServices,
+    portfolio_id: str, roles: Viewer, services: ServicesDep,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
 ) -> Response:
     at = parse_as_of(as_of, roles)

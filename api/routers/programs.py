@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from api.auth import Viewer
+from api.deps import ServicesDep
 from api.routers.projections import (
     NOT_FOUND,
-    FastServices,
-    ViewerRoles,
     as_of_view,
     parse_as_of,
     view,
@@ -21,7 +21,7 @@ router = APIRouter(tags=["programs"])
 @router.get("/v1/programs/{program_id}", summary="A program's roll-up of its projects",
             responses=NOT_FOUND)
 async def get_program(
-    program_id: str, roles: ViewerRoles, services: FastServices,
+    program_id: str, roles: Viewer, services: ServicesDep,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
 ) -> Response:
     at = parse_as_of(as_of, roles)

@@ -2,22 +2,21 @@
 
 View routes are ``async`` and answer from the projection service's byte cache
 without leaving the event loop; only a cache miss goes to the thread pool to
-query the projection store. Their role check is an async twin of
-``api.auth.require`` (same key ring, same problems) because a sync dependency
-costs a thread-pool hop on every request, which the read benchmark notices.
+query the projection store. Role checks and services come from ``api.auth`` and
+``api.deps``, whose dependencies are async: a sync one costs a thread-pool hop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Admin, KeyRing
+from api.auth import Admin, Viewer, require_role
 from api.deps import Services, ServicesDep
 from api.problems import Problem
 
@@ -33,49 +32,11 @@ def documented(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
             **NOT_FOUND}
 
 
-def _roles(request: Request) -> set[str]:
-    ring: KeyRing = request.app.state.keyring
-    roles = ring.roles_of(request.headers.get("authorization"))
-    if roles is None:
-        raise Problem(401, "Unauthorized", "a valid 'Authorization: Bearer <api key>' "
-                      "header is required")
-    return roles
-
-
-def _require(roles: set[str], role: str) -> None:
-    if role not in roles:
-        raise Problem(403, "Forbidden", f"this API key lacks the '{role}' role")
-
-
-async def viewer_roles(request: Request) -> set[str]:
-    """The caller's roles, once the caller is known to hold ``viewer``."""
-    roles = _roles(request)
-    _require(roles, "viewer")
-    return roles
-
-
-async def auditor_roles(request: Request) -> set[str]:
-    roles = _roles(request)
-    _require(roles, "auditor")
-    return roles
-
-
-async def services_of(request: Request) -> Services:
-    """``api.deps.get_services`` for async routes: a sync dependency would cost a thread hop."""
-    services: Services = request.app.state.services
-    return services
-
-
-ViewerRoles = Annotated[set[str], Depends(viewer_roles)]
-FastServices = Annotated[Services, Depends(services_of)]
-AuditorRoles = Annotated[set[str], Depends(auditor_roles)]
-
-
 def parse_as_of(as_of: str | None, roles: set[str]) -> datetime | None:
     """The instant of ``?as_of=`` (ISO 8601 with an offset); reading the past needs ``auditor``."""
     if as_of is None:
         return None
-    _require(roles, "auditor")
+    require_role(roles, "auditor")
     try:
         instant = datetime.fromisoformat(as_of)
     except ValueError:
@@ -117,7 +78,7 @@ def status_items(services: Services) -> list[dict[str, Any]]:
 
 
 @router.get("/v1/projections", summary="Each projection: position, lag, last event, state")
-def projection_status(_: ViewerRoles, services: ServicesDep) -> Response:
+def projection_status(_: Viewer, services: ServicesDep) -> Response:
     return json_response(orjson.dumps({"items": status_items(services), "next_cursor": None}))
 
 

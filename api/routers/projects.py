@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Viewer
+from api.deps import ServicesDep
 from api.problems import Problem
 from api.routers.projections import (
-    FastServices,
-    ViewerRoles,
     as_of_view,
     documented,
     json_response,
@@ -44,7 +44,7 @@ Health = Literal["green", "amber", "red", "unknown"]
 
 @router.get("/v1/projects", summary="Projects, filtered and sorted, one page at a time")
 async def list_projects(
-    _: ViewerRoles, services: FastServices,
+    _: Viewer, services: ServicesDep,
     portfolio: str | None = None, program: str | None = None, state: State | None = None,
     health: Health | None = None, manager: str | None = None,
     q: Annotated[str | None, Query(description="part of the name or id")] = None,
@@ -67,7 +67,7 @@ async def list_projects(
 @router.get("/v1/projects/{project_id}", summary="A project: state, money, health, KPIs",
             responses=documented(EXAMPLE))
 async def get_project(
-    project_id: str, roles: ViewerRoles, services: FastServices,
+    project_id: str, roles: Viewer, services: ServicesDep,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
 ) -> Response:
     at = parse_as_of(as_of, roles)

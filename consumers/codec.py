@@ -19,13 +19,17 @@ import orjson
 from eventsourcing.persistence import Mapper, Notification, StoredEvent
 
 from domain.application import PmoApplication
-from projections.feed import RecordedEvent, to_recorded
+from projections.feed import RecordedEvent, plain_state, to_recorded
 
 Headers = list[tuple[str, bytes]]
 
 
-def encode(notification: Notification, prev_position: int) -> tuple[bytes, bytes, Headers]:
-    """(key, value, headers) of the ``pmo.events`` message for one notification."""
+def encode(notification: Notification, prev_position: int,
+           mapper: Mapper[UUID] | None = None) -> tuple[bytes, bytes, Headers]:
+    """(key, value, headers) of the ``pmo.events`` message for one notification.
+
+    ``mapper`` is needed only if the store enciphers or compresses (to read the time).
+    """
     originator = str(notification.originator_id).encode()
     headers = [
         ("position", str(notification.id).encode()),
@@ -33,7 +37,8 @@ def encode(notification: Notification, prev_position: int) -> tuple[bytes, bytes
         ("originator_id", originator),
         ("version", str(notification.originator_version).encode()),
         ("topic", notification.topic.encode()),
-        ("recorded_at", _recorded_at(notification.state)),
+        ("recorded_at", _recorded_at(
+            notification.state if mapper is None else plain_state(mapper, notification.state))),
     ]
     return originator, notification.state, headers
 

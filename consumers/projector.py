@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -100,10 +99,6 @@ class ProjectionConsumer:
         log.info("%s: assigned %s", self.projection.name,
                  sorted(tracking_key(tp) for tp in partitions))
 
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.step()
-
     def step(self, timeout_ms: int = POLL_TIMEOUT_MS) -> int:
         polled = self._consumer.poll(timeout_ms=timeout_ms)
         if not polled:
@@ -117,8 +112,9 @@ class ProjectionConsumer:
             offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
         # Each partition is in store order; merged, the batch is in store order too, so
         # the audit chain appends instead of holding events back for a lagging partition.
+        # (A republished stretch breaks "in order", never the order within a partition.)
         events = list(heapq.merge(*decoded, key=_position))
-        self._high = max(self._high, events[-1].position)
+        self._high = max(self._high, *(e.position for e in events))
         tracking[HIGH_WATER] = self._high
         # A projection store failure propagates: crash loudly, restart from stored offsets.
         self.projection.process(events, tracking)

@@ -8,7 +8,6 @@ is at-least-once: a crash between the two re-records that one batch.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -64,10 +63,6 @@ class RejectionConsumer:
             subscribe(consumer, [settings.topic(DLQ), settings.topic(REJECTED)])
         self._consumer = consumer
         self.recorded = 0
-
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.step()
 
     def step(self, timeout_ms: int = 100) -> int:
         polled = self._consumer.poll(timeout_ms=timeout_ms)

@@ -4,19 +4,25 @@ Implements ``ingest.service.RefusalSink``. The original bytes are kept whole
 (base64 in the JSON view), with their headers, so a message can be fixed and
 re-published. ``kind`` is ``dlq`` (malformed or schema-invalid) or ``rejected``
 (well-formed, refused by the PMO's rules).
+
+Fed from Kafka (``pmo consume rejections``), the log records the consumed offsets
+(``tracking``) in the same transaction as the rows, as projections do, so a
+dead letter is logged exactly once across crashes and rebalances.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from ingest.service import Refusal
+from projections.base import TRACKING_DDL, UPSERT_TRACKING
 from projections.db import Db
 
+TRACKING = "rejections"  # its rows in pv_tracking
 _FIELDS = ("id", "kind", "reason", "source", "event_id", "type", "subject", "origin",
            "received_at", "headers", "raw")
 
@@ -33,9 +39,14 @@ class RejectionLog:
                        "reason TEXT NOT NULL, source TEXT, event_id TEXT, type TEXT, "
                        "subject TEXT, origin TEXT NOT NULL, received_at TEXT NOT NULL, "
                        "headers TEXT NOT NULL, raw TEXT NOT NULL)")
+            tx.execute(self.db.ddl(TRACKING_DDL))
 
-    def record_refusals(self, refusals: Sequence[Refusal]) -> None:
+    def record_refusals(self, refusals: Sequence[Refusal],
+                        tracking: Mapping[str, int] | None = None) -> None:
         with self.db.transaction() as tx:
+            if tracking:
+                tx.executemany(UPSERT_TRACKING, [(TRACKING, k, int(v))
+                                                 for k, v in tracking.items()])
             tx.executemany(
                 "INSERT INTO pv_rejections (kind, reason, source, event_id, type, subject, "
                 "origin, received_at, headers, raw) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -43,6 +54,11 @@ class RejectionLog:
                   r.received_at.isoformat(),
                   orjson.dumps([[k, base64.b64encode(v).decode()] for k, v in r.headers]).decode(),
                   base64.b64encode(r.raw).decode()) for r in refusals])
+
+    def tracking(self) -> dict[str, int]:
+        rows = self.db.query("SELECT key, value FROM pv_tracking WHERE projection = ?",
+                             (TRACKING,))
+        return {k: int(v) for k, v in rows}
 
     def page(self, kind: str | None, after: int, limit: int) -> tuple[list[dict[str, Any]],
                                                                       int | None]:

@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.deadletters import KafkaRefusalSink
 from consumers.inbound import origin, read
-from consumers.retry import retrying
+from consumers.retry import commit
 from consumers.topics import INBOUND, client_options, group_id, subscribe
 from ingest.service import Inbound, Result
 from pmo.settings import Settings
@@ -100,12 +99,7 @@ class InboundWorker:
             tp = TopicPartition(m.topic, m.partition)
             if tp not in offsets or offsets[tp].offset <= m.offset:
                 offsets[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
-        try:
-            retrying(lambda: self._consumer.commit(offsets), what="committing offsets")
-        except CommitFailedError as e:
-            # The group rebalanced while this batch was processed; its new owner re-reads
-            # it, and every outcome above is already durable, so the re-read is harmless.
-            log.warning("offsets of a finished batch not committed (%s); it will be re-read", e)
+        commit(self._consumer, offsets)  # a re-read answers duplicate: see the docstring
 
 
 def _timestamp(message: Any) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
@@ -64,15 +64,27 @@ def events_consumer(settings: Settings, group: str, **overrides: Any) -> KafkaCo
     return KafkaConsumer(**options)
 
 
-class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: ProjectionConsumer) -> None:
-        self._owner = owner
+class SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On every assignment, each partition resumes at the offset the store holds for it."""
+
+    def __init__(self, consumer: KafkaConsumer, stored: Callable[[], dict[str, int]],
+                 name: str) -> None:
+        self._consumer = consumer
+        self._stored = stored
+        self._name = name
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         pass  # every processed batch is already durable with its offsets
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self._owner.seek_to_stored(list(assigned))
+        stored = self._stored()
+        for tp in assigned:
+            offset = stored.get(tracking_key(tp))
+            if offset is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        log.info("%s: assigned %s", self._name, sorted(tracking_key(tp) for tp in assigned))
 
 
 class ProjectionConsumer:
@@ -82,22 +94,12 @@ class ProjectionConsumer:
         self._decoder = decoder
         self._consumer = consumer or events_consumer(
             settings, projection_group(settings, projection.name))
-        subscribe(self._consumer, [settings.topic(EVENTS)], listener=_SeekToStored(self))
+        subscribe(self._consumer, [settings.topic(EVENTS)], listener=SeekToStored(
+            self._consumer, projection.tracking, projection.name))
         self.applied = 0
         # The highest position applied, for GET /v1/projections (with several
         # consumers of one group, each reports its own: an approximation of the head).
         self._high = projection.tracking().get(HIGH_WATER, 0)
-
-    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
-        stored = self.projection.tracking()
-        for tp in partitions:
-            offset = stored.get(tracking_key(tp))
-            if offset is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, offset)
-        log.info("%s: assigned %s", self.projection.name,
-                 sorted(tracking_key(tp) for tp in partitions))
 
     def step(self, timeout_ms: int = POLL_TIMEOUT_MS) -> int:
         polled = self._consumer.poll(timeout_ms=timeout_ms)

@@ -2,21 +2,24 @@
 
 Reads ``pmo.inbound.dlq`` and ``pmo.inbound.rejected`` in its own consumer group
 and records each dead letter as the ``Refusal`` it was (reason, original bytes and
-headers, provenance) in the projection store, then commits the offsets. The log
-is at-least-once: a crash between the two re-records that one batch.
+headers, provenance) in the projection store, with the consumed offsets in the same
+transaction; on every assignment it resumes from those offsets, as projection
+consumers do, so each dead letter is logged once. (A message that ``pmo ingest``
+dead-lettered twice, after a crash, is two dead letters, and logged twice.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from kafka import KafkaConsumer
 
 from consumers.inbound import read
-from consumers.retry import retrying
+from consumers.projector import SeekToStored, tracking_key
 from consumers.topics import DLQ, REJECTED, client_options, group_id, subscribe
-from ingest.service import Refusal, RefusalSink
+from ingest.service import Refusal
 from pmo.settings import Settings
 
 GROUP = "pmo.projection.rejections"
@@ -48,20 +51,25 @@ def refusal_of(message: Any, settings: Settings) -> Refusal:
                    received_at=received)
 
 
+class TrackedRefusalLog(Protocol):
+    def record_refusals(self, refusals: Sequence[Refusal],
+                        tracking: Mapping[str, int] | None = None) -> None: ...
+
+    def tracking(self) -> dict[str, int]: ...
+
+
 class RejectionConsumer:
     name = "rejections"
 
-    def __init__(self, settings: Settings, log: RefusalSink,
-                 consumer: KafkaConsumer | None = None) -> None:
+    def __init__(self, settings: Settings, log: TrackedRefusalLog) -> None:
         self._settings = settings
         self._log = log
-        if consumer is None:
-            consumer = KafkaConsumer(
-                **client_options(settings), group_id=group_id(settings, GROUP),
-                enable_auto_commit=False, auto_offset_reset="earliest",
-                max_poll_records=1000, session_timeout_ms=10_000)
-            subscribe(consumer, [settings.topic(DLQ), settings.topic(REJECTED)])
-        self._consumer = consumer
+        self._consumer = KafkaConsumer(
+            **client_options(settings), group_id=group_id(settings, GROUP),
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=1000, session_timeout_ms=10_000)
+        subscribe(self._consumer, [settings.topic(DLQ), settings.topic(REJECTED)],
+                  listener=SeekToStored(self._consumer, log.tracking, self.name))
         self.recorded = 0
 
     def step(self, timeout_ms: int = 100) -> int:
@@ -69,8 +77,9 @@ class RejectionConsumer:
         refusals = [refusal_of(m, self._settings) for batch in polled.values() for m in batch]
         if not refusals:
             return 0
-        self._log.record_refusals(refusals)
-        retrying(self._consumer.commit, what="committing offsets")
+        self._log.record_refusals(refusals, {tracking_key(tp): batch[-1].offset + 1
+                                             for tp, batch in polled.items()})
+        self._consumer.commit_async()  # only for lag: the log's tracking is the truth
         self.recorded += len(refusals)
         return len(refusals)
 

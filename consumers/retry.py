@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -39,3 +39,18 @@ def retrying(action: Callable[[], T], *, what: str,
             log.warning("%s failed (%s); retrying in %.1fs", what, e, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def commit(consumer: Any, offsets: Any = None) -> bool:
+    """Commit offsets of work that is already durable; False if the group rebalanced.
+
+    A rebalance while the batch was being processed makes the commit fail; the
+    partition's next owner then reads the batch again, which every worker here
+    makes harmless (duplicates are recognised), so this is reported, not raised.
+    """
+    try:
+        retrying(lambda: consumer.commit(offsets), what="committing offsets")
+    except (CommitFailedError, RebalanceInProgressError) as e:
+        log.warning("offsets of a finished batch not committed (%s); it will be read again", e)
+        return False
+    return True

@@ -1,10 +1,10 @@
 """``pmo consume rejections``: dead-letter topics -> the log of ``GET /v1/rejections``.
 
-Reads ``pmo.inbound.dlq`` and ``pmo.inbound.rejected`` in its own consumer group
-and records each dead letter as the ``Refusal`` it was (reason, original bytes and
+Reads every partition of ``pmo.inbound.dlq`` and ``pmo.inbound.rejected`` and
+records each dead letter as the ``Refusal`` it was (reason, original bytes and
 headers, provenance) in the projection store, with the consumed offsets in the same
-transaction; on every assignment it resumes from those offsets, as projection
-consumers do, so each dead letter is logged once. (A message that ``pmo ingest``
+transaction; at start it resumes from those offsets, as projection consumers do,
+so each dead letter is logged once. (A message that ``pmo ingest``
 dead-lettered twice, after a crash, is two dead letters, and logged twice.)
 """
 
@@ -14,15 +14,16 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from consumers.inbound import read
 from consumers.projector import SeekToStored, tracking_key
-from consumers.topics import DLQ, REJECTED, client_options, group_id, subscribe
+from consumers.retry import retrying
+from consumers.topics import DLQ, REJECTED, client_options
 from ingest.service import Refusal
 from pmo.settings import Settings
 
-GROUP = "pmo.projection.rejections"
 OURS = "pmo_"  # headers the dead-letter producer added
 
 
@@ -64,12 +65,16 @@ class RejectionConsumer:
     def __init__(self, settings: Settings, log: TrackedRefusalLog) -> None:
         self._settings = settings
         self._log = log
-        self._consumer = KafkaConsumer(
-            **client_options(settings), group_id=group_id(settings, GROUP),
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=1000, session_timeout_ms=10_000)
-        subscribe(self._consumer, [settings.topic(DLQ), settings.topic(REJECTED)],
-                  listener=SeekToStored(self._consumer, log.tracking, self.name))
+        # No consumer group: the log's own offsets are the truth, and one reader of
+        # these low-volume topics is enough. It takes every partition itself, so no
+        # rebalance ever interrupts it.
+        self._consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False,
+                                       auto_offset_reset="earliest", max_poll_records=1000)
+        partitions = retrying(lambda: _partitions(
+            self._consumer, [settings.topic(DLQ), settings.topic(REJECTED)]),
+            what="reading topic metadata")
+        self._consumer.assign(partitions)
+        SeekToStored(self._consumer, log.tracking, self.name).on_partitions_assigned(partitions)
         self.recorded = 0
 
     def step(self, timeout_ms: int = 100) -> int:
@@ -79,9 +84,15 @@ class RejectionConsumer:
             return 0
         self._log.record_refusals(refusals, {tracking_key(tp): batch[-1].offset + 1
                                              for tp, batch in polled.items()})
-        self._consumer.commit_async()  # only for lag: the log's tracking is the truth
         self.recorded += len(refusals)
         return len(refusals)
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+def _partitions(consumer: KafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    found = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t)]
+    if {tp.topic for tp in found} != set(topics):
+        raise KafkaTimeoutError(f"no metadata yet for some of {topics}")
+    return found

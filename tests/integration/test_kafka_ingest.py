@@ -163,3 +163,9 @@ def test_dead_letters_reach_the_rejection_log(pipeline: Pipeline) -> None:
     assert "not valid JSON" in by_kind["dlq"]["reason"]
     assert by_kind["rejected"]["subject"] == "P-404"
     assert by_kind["rejected"]["origin"].startswith(f"kafka:{pipeline.settings.topic(INBOUND)}:")
+
+    restarted = RejectionConsumer(pipeline.settings, log)  # resumes from the log's offsets
+    for _ in range(10):
+        restarted.step()
+    restarted.close()
+    assert log.counts() == {"dlq": 1, "rejected": 1}

@@ -8,6 +8,7 @@ including the audit trail's hash chain, though partitions interleave.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,43 +120,49 @@ def test_the_demo_through_kafka_shows_the_same_views_as_in_embedded_mode(
         application.close()
 
 
-def test_a_republished_stream_changes_no_view(tmp_path: Path) -> None:
-    settings = kafka_settings(tmp_path, inbound_partitions=1)
-    app = build_application(settings)
-    ingest_through_kafka(settings, app, generate(projects=20))
-    stored = len(app.recorder.select_notifications(None, 10**6))
-    service = ProjectionService(Db(settings.projection_store))
-    consume_all(settings, service, stored)
-    before = tables(service)
+class Consumed:
+    """A small demo taken the whole Kafka way and consumed into every view."""
 
+    def __init__(self, tmp_path: Path) -> None:
+        self.settings = kafka_settings(tmp_path, inbound_partitions=1)
+        self.app = build_application(self.settings)
+        ingest_through_kafka(self.settings, self.app, generate(projects=20))
+        self.stored = len(self.app.recorder.select_notifications(None, 10**6))
+        self.service = ProjectionService(Db(self.settings.projection_store))
+        consume_all(self.settings, self.service, self.stored)
+        self.views = tables(self.service)
+
+    def close(self) -> None:
+        self.service.close()
+        self.app.close()
+
+
+@pytest.fixture
+def consumed(tmp_path: Path) -> Iterator[Consumed]:
+    c = Consumed(tmp_path)
+    yield c
+    c.close()
+
+
+def test_a_republished_stream_changes_no_view(consumed: Consumed) -> None:
     # The relay crashed before saving its position, say: everything goes out again.
-    RelayPositions(app.recorder).set(settings.topic(EVENTS), 0)
-    kafka_producer = producer(settings)
-    again = Relay(app.recorder, kafka_producer, settings.topic(EVENTS))
+    topic = consumed.settings.topic(EVENTS)
+    RelayPositions(consumed.app.recorder).set(topic, 0)
+    kafka_producer = producer(consumed.settings)
+    again = Relay(consumed.app.recorder, kafka_producer, topic)
     while again.step():
         pass
     kafka_producer.close()
-    assert again.published == stored
-    consume_all(settings, service, stored)  # new consumers resume from the stored offsets
-    assert tables(service) == before
-    service.close()
-    app.close()
+    assert again.published == consumed.stored
+    # New consumers resume from the stored offsets and read the second copy.
+    consume_all(consumed.settings, consumed.service, consumed.stored)
+    assert tables(consumed.service) == consumed.views
 
 
 def test_consumers_resume_from_the_offsets_in_the_view_store_not_from_kafka(
-        tmp_path: Path) -> None:
-    settings = kafka_settings(tmp_path, inbound_partitions=1)
-    app = build_application(settings)
-    ingest_through_kafka(settings, app, generate(projects=20))
-    stored = len(app.recorder.select_notifications(None, 10**6))
-    service = ProjectionService(Db(settings.projection_store))
-    consume_all(settings, service, stored)
-    before = tables(service)
-
+        consumed: Consumed) -> None:
     # The group's Kafka offsets say "done"; the view store is told it has read nothing.
-    for projection in service.projections.values():
+    for projection in consumed.service.projections.values():
         projection.set_tracking({k: 0 for k in projection.tracking() if ":" in k})
-    consume_all(settings, service, stored)  # everything is read again ...
-    assert tables(service) == before  # ... and skipped: applied once
-    service.close()
-    app.close()
+    consume_all(consumed.settings, consumed.service, consumed.stored)  # all read again ...
+    assert tables(consumed.service) == consumed.views  # ... and skipped: applied once

@@ -16,7 +16,9 @@
 #   reset   stop and delete the data directory (topics, offsets); next start reformats
 #
 # Environment overrides (defaults in brackets):
-#   PMO_LOCAL_DIR [<repo>/.local]     PMO_KAFKA_DIR [$PMO_LOCAL_DIR/kafka]
+#   PMO_LOCAL_DIR [${XDG_CACHE_HOME:-~/.cache}/pmo-ledger]: per user, not per clone,
+#     so every clone of the repository shares one broker (and one jar cache) on 9092
+#   PMO_KAFKA_DIR [$PMO_LOCAL_DIR/kafka]
 #   PMO_KAFKA_VERSION [4.1.2]         PMO_LOG4J_VERSION [2.24.3]
 #   PMO_KAFKA_PORT [9092]             PMO_KAFKA_CONTROLLER_PORT [9093]
 #   PMO_KAFKA_HEAP_OPTS [-Xms256m -Xmx768m]
@@ -24,8 +26,7 @@
 #   JAVA [java]  MVN [mvn]
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL_DIR="${PMO_LOCAL_DIR:-$REPO_ROOT/.local}"
+LOCAL_DIR="${PMO_LOCAL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pmo-ledger}"
 KAFKA_DIR="${PMO_KAFKA_DIR:-$LOCAL_DIR/kafka}"
 KAFKA_VERSION="${PMO_KAFKA_VERSION:-4.1.2}"
 LOG4J_VERSION="${PMO_LOG4J_VERSION:-2.24.3}"
@@ -176,7 +177,7 @@ $(dep org.apache.logging.log4j "$binding" "$l4j")"
 write_config() {
   mkdir -p "$CONF_DIR" "$DATA"
   cat >"$LOG4J_CONF" <<'EOF'
-# Written by scripts/kafka-local.sh. Console -> .local/kafka/kafka.log (stdout is redirected there).
+# Written by scripts/kafka-local.sh. Console -> $PMO_LOCAL_DIR/kafka/kafka.log (stdout is redirected there).
 status = warn
 name = pmo-kafka-local
 appender.console.type = Console

@@ -12,7 +12,7 @@ from uuid import UUID
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.domain import Snapshot as AggregateSnapshot
 
-from domain.base import PmoCreated, PmoEvent, store_id
+from domain.base import PmoCreated, PmoEvent, store_id, trigger
 from domain.errors import InvalidValue, ManagerNotInPool, OverCapacity
 from domain.values import Envelope
 
@@ -107,12 +107,12 @@ class Manager(BaseAggregate[UUID]):
 
     def change_capacity(self, capacity: int, envelope: Envelope) -> None:
         _require_capacity(capacity)
-        self.trigger_event(self.CapacityChanged, capacity=capacity, **envelope.as_kwargs())
+        trigger(self, self.CapacityChanged, envelope, capacity=capacity)
 
     def leave_pool(self, reason: str | None, envelope: Envelope) -> None:
         if not self.in_pool:
             raise InvalidValue(f"manager '{self.key}' already left the pool")
-        self.trigger_event(self.LeftPool, reason=reason, **envelope.as_kwargs())
+        trigger(self, self.LeftPool, envelope, reason=reason)
 
     def take_on(self, project_id: str, *, accountable: bool, envelope: Envelope) -> None:
         """Hold ``project_id``; under a directive PMO only from the pool and within capacity."""
@@ -123,12 +123,11 @@ class Manager(BaseAggregate[UUID]):
                 raise ManagerNotInPool(f"manager '{self.key}' has left the pool")
             if len(self.projects) >= self.capacity:
                 raise OverCapacity(self.key, len(self.projects), self.capacity)
-        self.trigger_event(self.ProjectAssigned, project_id=project_id, **envelope.as_kwargs())
+        trigger(self, self.ProjectAssigned, envelope, project_id=project_id)
 
     def release(self, project_id: str, envelope: Envelope) -> None:
         if project_id in self.projects:
-            self.trigger_event(self.ProjectReleased, project_id=project_id,
-                               **envelope.as_kwargs())
+            trigger(self, self.ProjectReleased, envelope, project_id=project_id)
 
 
 def _require_capacity(capacity: int) -> None:

@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.domain import Snapshot as AggregateSnapshot
 
-from domain.base import PmoCreated, PmoEvent, store_id
+from domain.base import PmoCreated, PmoEvent, store_id, trigger
 from domain.errors import CurrencyMismatch, InvalidValue, OverBudgetEnvelope, UnknownAggregate
 from domain.values import Envelope, PmoType
 
@@ -112,8 +112,8 @@ class Portfolio(BaseAggregate[UUID]):
                       envelope: Envelope) -> None:
         if not Decimal(0) < weight <= Decimal(1):
             raise InvalidValue(f"weight must be in (0, 1], got {weight}")
-        self.trigger_event(self.ObjectiveSet, objective_id=objective_id, title=title,
-                           weight=weight, **envelope.as_kwargs())
+        trigger(self, self.ObjectiveSet, envelope, objective_id=objective_id, title=title,
+                weight=weight)
 
     def require_objective(self, objective_id: str) -> None:
         if objective_id not in self.objectives:
@@ -133,9 +133,8 @@ class Portfolio(BaseAggregate[UUID]):
 
     def commit_budget(self, project_id: str, amount: Decimal, envelope: Envelope) -> None:
         self.check_commitment(project_id, amount)
-        self.trigger_event(self.BudgetCommitted, project_id=project_id, amount=amount,
-                           **envelope.as_kwargs())
+        trigger(self, self.BudgetCommitted, envelope, project_id=project_id, amount=amount)
 
     def release_budget(self, project_id: str, envelope: Envelope) -> None:
         if project_id in self.commitments:
-            self.trigger_event(self.BudgetReleased, project_id=project_id, **envelope.as_kwargs())
+            trigger(self, self.BudgetReleased, envelope, project_id=project_id)

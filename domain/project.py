@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.domain import Snapshot as AggregateSnapshot
 
-from domain.base import PmoCreated, PmoEvent, store_id
+from domain.base import PmoCreated, PmoEvent, store_id, trigger
 from domain.errors import InvalidValue, TransitionNotAllowed
 from domain.values import Colour, Envelope, ProjectState
 
@@ -427,7 +427,7 @@ class Project(BaseAggregate[UUID]):
             raise TransitionNotAllowed(self.state.value, action)
 
     def _trigger(self, event_class: type[Project.Event], envelope: Envelope, **data: Any) -> None:
-        self.trigger_event(event_class, **data, **envelope.as_kwargs())
+        trigger(self, event_class, envelope, **data)
 
 
 def _require_non_negative(name: str, amount: Decimal) -> None:

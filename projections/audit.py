@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 from projections.base import Projection
@@ -39,8 +39,9 @@ COLUMNS = ("position", "aggregate_id", "store_id", "version", "type", "time", "r
 
 def chain_hash(prev_hash: str, position: int, originator_id: str, version: int, topic: str,
                state: bytes) -> str:
-    canonical = f"{position}\n{originator_id}\n{version}\n{topic}\n".encode() + state
-    return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
+    # The same bytes as prev_hash.encode() + canonical, built with one encode (per event).
+    return hashlib.sha256(f"{prev_hash}{position}\n{originator_id}\n{version}\n{topic}\n"
+                          .encode() + state).hexdigest()
 
 
 class AuditTrailProjection(Projection):
@@ -78,25 +79,26 @@ class AuditTrailProjection(Projection):
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         last, prev_hash = self.head(tx)
-        held = tx.query("SELECT position, prev_position, originator_id, version, topic, state "
-                        "FROM pv_audit_pending")
-        candidates = [e for e in events if e.position > last]
+        # Only the positions of held events: most stay held for several batches (a lagging
+        # partition), so their rows are read in full only once their turn comes.
+        held = tx.query("SELECT position, prev_position FROM pv_audit_pending")
+        candidates: list[RecordedEvent | _Pending] = [e for e in events if e.position > last]
         if held:
             known = {e.position for e in candidates}
-            candidates += [_held(pos, prev, oid, version, topic, bytes(state))
-                           for pos, prev, oid, version, topic, state in held
+            candidates += [_Pending(pos, prev) for pos, prev in held
                            if pos > last and pos not in known]
         if any(a.position >= b.position for a, b in itertools.pairwise(candidates)):
             candidates = sorted({e.position: e for e in candidates}.values(),
                                 key=lambda e: e.position)
         appended = 0
-        for e in candidates:
-            expected = e.prev_position
+        for c in candidates:
+            expected = c.prev_position
             if expected is not None and expected != last:
                 break  # its predecessor has not arrived yet: hold back this and later ones
             appended += 1
-            last = e.position
-        chained = candidates[:appended]
+            last = c.position
+        chained = (self._load_held(tx, candidates[:appended]) if held
+                   else cast(list[RecordedEvent], candidates[:appended]))
         self._head = last
         self._resolve_keys(tx, chained)
         keys = self._keys
@@ -113,12 +115,27 @@ class AuditTrailProjection(Projection):
         tx.insert_many("pv_audit", COLUMNS, rows)
         if held:
             tx.executemany("DELETE FROM pv_audit_pending WHERE position <= ?", [(last,)])
-        held_positions = {p for p, *_ in held}
+        held_positions = {p for p, _ in held}  # a re-delivered held event is held already
         tx.executemany(
             "INSERT INTO pv_audit_pending (position, prev_position, originator_id, version, "
             "topic, state) VALUES (?,?,?,?,?,?)",
             [(e.position, e.prev_position, e.oid_hex, e.originator_version, e.topic, e.state)
-             for e in candidates[appended:] if e.position not in held_positions])
+             for e in candidates[appended:]
+             if isinstance(e, RecordedEvent) and e.position not in held_positions])
+
+    @staticmethod
+    def _load_held(tx: Tx, chained: list[RecordedEvent | _Pending]) -> list[RecordedEvent]:
+        """``chained`` with each held event read back in full from ``pv_audit_pending``."""
+        wanted = [c.position for c in chained if isinstance(c, _Pending)]
+        if not wanted:
+            return cast(list[RecordedEvent], chained)
+        full = {}
+        for part in chunks(wanted):
+            for pos, prev, oid, version, topic, state in tx.query(
+                    "SELECT position, prev_position, originator_id, version, topic, state "
+                    f"FROM pv_audit_pending WHERE position IN {in_list(len(part))}", part):
+                full[pos] = _held(pos, prev, oid, version, topic, bytes(state))
+        return [full[c.position] if isinstance(c, _Pending) else c for c in chained]
 
     def applied_position(self, events: Sequence[RecordedEvent]) -> int:
         # The chain's head: events held back for a missing predecessor are not applied yet.
@@ -137,6 +154,13 @@ class AuditTrailProjection(Projection):
 
     def count(self) -> int:
         return int(self.db.query("SELECT COUNT(*) FROM pv_audit")[0][0])
+
+
+class _Pending(NamedTuple):
+    """A held event before its turn: all the chain needs to place it."""
+
+    position: int
+    prev_position: int | None
 
 
 def _held(pos: int, prev: int | None, oid: str, version: int, topic: str,

@@ -42,6 +42,7 @@ A = TypeVar("A", Portfolio, Program, Project, Manager)
 Key = tuple[str, str]  # (source, id) of an inbound message
 
 MAX_CONFLICT_RETRIES = 20
+_UNSEEN: Any = object()  # not yet looked up by this unit of work (None: looked up, absent)
 
 # eventsourcing registers the explicit topics of nested events, not of nested
 # snapshot classes: without this a new process cannot load a snapshotted aggregate.
@@ -63,6 +64,10 @@ class Receipt:
     event_id: str
     originator_id: UUID
     originator_version: int
+    # Where that event is in the batch's events as saved (decision order), so the
+    # store and the application find its position by index rather than by hashing
+    # (originator_id, originator_version) keys; None: find it by those keys.
+    index: int | None = None
 
 
 class PmoEventLike(Protocol):
@@ -164,11 +169,10 @@ class PmoApplication(Application[UUID]):
                 self._evict(uow.loaded_ids())  # cached objects hold unsaved events
                 raise
             self._remember(uow)
-            position = {(r.domain_event.originator_id, r.domain_event.originator_version):
-                        r.notification.id for r in recordings}
+            # Recordings are in the order of the saved events, which receipts index.
             for i, receipt in receipts.items():
-                outcomes[i] = Outcome(
-                    "accepted", position[(receipt.originator_id, receipt.originator_version)])
+                assert receipt.index is not None
+                outcomes[i] = Outcome("accepted", recordings[receipt.index].notification.id)
             for i in pending:
                 if outcomes[i] is None:
                     first = outcomes[first_of[keys[i]]]
@@ -191,7 +195,8 @@ class PmoApplication(Application[UUID]):
                 if not fresh and self._evict(uow.clean_cached_reads()):
                     continue
                 return Outcome("rejected", reason=rejection.reason, code=rejection.code)
-            return Receipt(env.source, env.event_id, subject.id, subject.version)
+            return Receipt(env.source, env.event_id, subject.id, subject.version,
+                           uow.index_of_newest(subject))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _save(self, uow: UnitOfWork, **kwargs: Any) -> list[Recording[UUID]]:
@@ -286,15 +291,21 @@ class UnitOfWork:
         self._app = app
         self._loaded: dict[UUID, BaseAggregate[UUID] | None] = dict.fromkeys(absent or ())
         self._cached_reads: set[UUID] = set()
-        self._touched: dict[UUID, BaseAggregate[UUID]] = {}
+        # Aggregates the current command read, in order, repeats included (harmless:
+        # ``end_command`` takes each one's new events once).
+        self._touched: list[BaseAggregate[UUID]] = []
         self._decided: list[Any] = []  # every new event, in the order decisions made them
-        self._counted: dict[UUID, int] = {}  # pending events already in _decided
+        # id(aggregate) -> its pending events already in _decided. By object identity:
+        # an int hashes in C, a UUID in Python; the objects live as long as this unit.
+        self._counted: dict[int, int] = {}
+        self._newest: dict[int, int] = {}  # id(aggregate) -> index of its newest event in _decided
 
     def get(self, cls: type[A], key: str) -> A | None:
         aggregate_id = cls.id_for(key)
-        if aggregate_id in self._loaded:
-            found = self._loaded[aggregate_id]
-        else:
+        # One lookup, not ``in`` then ``[]``: a UUID's hash is computed in Python, and
+        # this runs a few times per command.
+        found = self._loaded.get(aggregate_id, _UNSEEN)
+        if found is _UNSEEN:
             found = self._app.cached(aggregate_id)
             if found is not None:
                 self._cached_reads.add(aggregate_id)
@@ -305,29 +316,36 @@ class UnitOfWork:
                     found = None
             self._loaded[aggregate_id] = found
         if found is not None:
-            self._touched[aggregate_id] = found
+            self._touched.append(found)
         if found is not None and not isinstance(found, cls):
             return None  # the id belongs to another kind; uuid5 makes this practically never
         return found
 
     def add(self, aggregate: BaseAggregate[Any]) -> None:
         self._loaded[aggregate.id] = aggregate
-        self._touched[aggregate.id] = aggregate
+        self._touched.append(aggregate)
 
     def begin_command(self) -> None:
-        self._cached_reads = set()
-        self._touched = {}
+        if self._cached_reads:
+            self._cached_reads = set()
+        self._touched = []
 
     def end_command(self) -> None:
         """Note the events this command triggered, in the order it triggered them."""
         # Within one command, events of different aggregates keep the decision's
         # order of aggregates: decisions trigger the subject first.
-        for aggregate in self._touched.values():
+        counted = self._counted
+        for aggregate in self._touched:
             pending = aggregate.pending_events
-            before = self._counted.get(aggregate.id, 0)
+            before = counted.get(id(aggregate), 0)
             if len(pending) > before:
                 self._decided.extend(pending[before:])
-                self._counted[aggregate.id] = len(pending)
+                counted[id(aggregate)] = len(pending)
+                self._newest[id(aggregate)] = len(self._decided) - 1
+
+    def index_of_newest(self, aggregate: BaseAggregate[UUID]) -> int:
+        """Where ``aggregate``'s newest event is in ``decided_events()``."""
+        return self._newest[id(aggregate)]
 
     def decided_events(self) -> list[Any]:
         return self._decided

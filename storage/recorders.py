@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -36,10 +36,14 @@ def _micros(instant: datetime) -> int:
 def _rows(stored_events: Sequence[StoredEvent], ids: Sequence[int],
           receipts: Sequence[Receipt], timestamps: Sequence[datetime],
           ) -> tuple[list[tuple[str, str, int]], list[tuple[Any, int, datetime, int]]]:
-    position = {(s.originator_id, s.originator_version): n for s, n in zip(stored_events, ids,
-                                                                          strict=True)}
-    receipt_rows = [(r.source, r.event_id, position[(r.originator_id, r.originator_version)])
-                    for r in receipts]
+    if all(r.index is not None for r in receipts):
+        # The application says where each receipt's event is: no key hashing per event.
+        receipt_rows = [(r.source, r.event_id, ids[cast(int, r.index)]) for r in receipts]
+    else:
+        position = {(s.originator_id, s.originator_version): n
+                    for s, n in zip(stored_events, ids, strict=True)}
+        receipt_rows = [(r.source, r.event_id, position[(r.originator_id, r.originator_version)])
+                        for r in receipts]
     time_rows = [(s.originator_id, s.originator_version, t, n)
                  for s, t, n in zip(stored_events, timestamps, ids, strict=True)]
     return receipt_rows, time_rows

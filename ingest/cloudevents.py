@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from domain.values import Envelope, utc
 
@@ -62,6 +62,21 @@ def parse_structured(value: bytes | str | Mapping[str, Any]) -> CloudEvent:
         raise MalformedEventError(f"not valid JSON: {e}") from None
     except ValidationError as e:
         raise MalformedEventError(describe(e)) from None
+
+
+_BATCH = TypeAdapter(list[CloudEvent])
+
+
+def parse_batch(items: list[Any]) -> list[CloudEvent] | None:
+    """Every item of a structured batch, validated in one call; None if any is not valid
+    (then ``parse_structured`` on each item says which and why, with the usual messages).
+
+    One call for the batch spares a Python round trip per event, the larger part of
+    validating a small envelope."""
+    try:
+        return _BATCH.validate_python(items)
+    except ValidationError:
+        return None
 
 
 def parse_binary(attributes: Mapping[str, str], data: bytes) -> CloudEvent:

@@ -10,7 +10,7 @@ to the ``RefusalSink`` with their original bytes, so nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -58,13 +58,24 @@ class RefusalSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """One message as received: parsed, or the reason it could not be."""
+    """One message as received: parsed, or the reason it could not be.
 
-    raw: bytes
+    ``body`` is the message's bytes, or for an item of a JSON batch a function
+    that writes the item again: only a refused message needs its bytes, and
+    writing every item of every batch cost more than parsing its envelope.
+    """
+
+    body: bytes | Callable[[], bytes]
     event: CloudEvent | None = None
     error: str | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
     origin: str = "http"
+
+    @property
+    def raw(self) -> bytes:
+        """The message as received (a batch item: as ``orjson.dumps`` writes it)."""
+        body = self.body
+        return body if isinstance(body, bytes) else body()
 
 
 def to_command(event: CloudEvent) -> tuple[Envelope, Command]:

@@ -9,6 +9,7 @@ up to 100 ms, so a read right after the answer sees the write.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -22,6 +23,7 @@ from api.routers.event_docs import OPENAPI
 from ingest.cloudevents import (
     MalformedEventError,
     binary_attributes,
+    parse_batch,
     parse_binary,
     parse_structured,
 )
@@ -63,20 +65,25 @@ def post_events(_: Publisher, services: ServicesDep, request: Request, body: Raw
     except orjson.JSONDecodeError as e:
         return _single(services, metrics, Inbound(body, error=f"not valid JSON: {e}"))
     if isinstance(document, list):
-        return _batch(services, metrics, [_structured(item) for item in document])
+        events = parse_batch(document)
+        if events is None:  # some item is not valid: each gets its own outcome
+            return _batch(services, metrics, [_structured(item) for item in document])
+        return _batch(services, metrics, [Inbound(partial(orjson.dumps, item), event)
+                                          for item, event in zip(document, events, strict=True)])
     if media_type == "application/cloudevents-batch+json":
         return _single(services, metrics, Inbound(body, error="a batch must be a JSON array"))
     return _single(services, metrics, _structured(document, body))
 
 
 def _structured(item: Any, raw: bytes | None = None) -> Inbound:
-    raw = raw if raw is not None else orjson.dumps(item)
+    # A batch item is written again only if it is refused (see ``Inbound.body``).
+    body = raw if raw is not None else partial(orjson.dumps, item)
     if not isinstance(item, dict):
-        return Inbound(raw, error="a CloudEvent must be a JSON object")
+        return Inbound(body, error="a CloudEvent must be a JSON object")
     try:
-        return Inbound(raw, parse_structured(item))
+        return Inbound(body, parse_structured(item))
     except MalformedEventError as e:
-        return Inbound(raw, error=str(e))
+        return Inbound(body, error=str(e))
 
 
 def _binary(attributes: dict[str, str], body: bytes, request: Request) -> Inbound:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -110,6 +111,17 @@ def test_refused_events_reach_the_rejections_log(client: TestClient) -> None:
     reasons = [item["reason"] for item in listed.json()["items"]]
     assert "unknown portfolio 'PF-404'" in reasons
     assert any("not valid JSON" in r for r in reasons)
+
+
+def test_a_refused_batch_item_is_logged_with_its_own_bytes(client: TestClient) -> None:
+    # Valid envelopes take the batch path, which writes an item's bytes only when refused.
+    refused = proposal("P-8", portfolio_id="PF-404")
+    answer = client.post("/v1/events", content=orjson.dumps([portfolio(), refused]),
+                         headers=BATCH)
+    assert [r["status"] for r in answer.json()["results"]] == ["accepted", "rejected"]
+    listed = client.get("/v1/rejections", headers={"Authorization": "Bearer audit-key"}).json()
+    (item,) = [i for i in listed["items"] if i["event_id"] == refused["id"]]
+    assert base64.b64decode(item["raw_base64"]) == orjson.dumps(refused)
 
 
 def test_a_body_over_the_limit_is_413_by_its_length(client: TestClient) -> None:

@@ -21,8 +21,9 @@ embedded runner's case). Re-delivered positions are ignored.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
@@ -79,26 +80,26 @@ class AuditTrailProjection(Projection):
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
         last, prev_hash = self.head(tx)
-        # Only the positions of held events: most stay held for several batches (a lagging
-        # partition), so their rows are read in full only once their turn comes.
-        held = tx.query("SELECT position, prev_position FROM pv_audit_pending")
-        candidates: list[RecordedEvent | _Pending] = [e for e in events if e.position > last]
-        if held:
-            known = {e.position for e in candidates}
-            candidates += [_Pending(pos, prev) for pos, prev in held
-                           if pos > last and pos not in known]
-        if any(a.position >= b.position for a, b in itertools.pairwise(candidates)):
-            candidates = sorted({e.position: e for e in candidates}.values(),
-                                key=lambda e: e.position)
-        appended = 0
+        new = [e for e in events if e.position > last]
+        if any(a.position >= b.position for a, b in itertools.pairwise(new)):
+            new = sorted({e.position: e for e in new}.values(), key=_position)
+        # Held events come in position order, a page at a time and only their positions:
+        # when a partition lags, thousands wait, and the chain usually stops long before
+        # the last of them (reading them all, in full, every batch halved the consumer).
+        first = _held_page(tx, last)
+        candidates: Iterable[RecordedEvent | _Pending] = new
+        if first:
+            candidates = heapq.merge(new, _held_stream(tx, first), key=_position)
+        chain: list[RecordedEvent | _Pending] = []
         for c in candidates:
+            if c.position <= last:
+                continue  # a held event delivered again: the merge gives the new copy first
             expected = c.prev_position
             if expected is not None and expected != last:
                 break  # its predecessor has not arrived yet: hold back this and later ones
-            appended += 1
+            chain.append(c)
             last = c.position
-        chained = (self._load_held(tx, candidates[:appended]) if held
-                   else cast(list[RecordedEvent], candidates[:appended]))
+        chained = self._load_held(tx, chain) if first else cast(list[RecordedEvent], chain)
         self._head = last
         self._resolve_keys(tx, chained)
         keys = self._keys
@@ -113,15 +114,14 @@ class AuditTrailProjection(Projection):
                          p.get("actor"), p.get("source"), p.get("event_id"), h))
             prev_hash = h
         tx.insert_many("pv_audit", COLUMNS, rows)
-        if held:
+        if first:
             tx.executemany("DELETE FROM pv_audit_pending WHERE position <= ?", [(last,)])
-        held_positions = {p for p, _ in held}  # a re-delivered held event is held already
+        # A re-delivered event that is held already keeps its row (DO NOTHING).
         tx.executemany(
             "INSERT INTO pv_audit_pending (position, prev_position, originator_id, version, "
-            "topic, state) VALUES (?,?,?,?,?,?)",
+            "topic, state) VALUES (?,?,?,?,?,?) ON CONFLICT (position) DO NOTHING",
             [(e.position, e.prev_position, e.oid_hex, e.originator_version, e.topic, e.state)
-             for e in candidates[appended:]
-             if isinstance(e, RecordedEvent) and e.position not in held_positions])
+             for e in new if e.position > last])
 
     @staticmethod
     def _load_held(tx: Tx, chained: list[RecordedEvent | _Pending]) -> list[RecordedEvent]:
@@ -154,6 +154,28 @@ class AuditTrailProjection(Projection):
 
     def count(self) -> int:
         return int(self.db.query("SELECT COUNT(*) FROM pv_audit")[0][0])
+
+
+HELD_PAGE = 1000
+
+
+def _held_page(tx: Tx, after: int) -> list[_Pending]:
+    return [_Pending(pos, prev) for pos, prev in tx.query(
+        "SELECT position, prev_position FROM pv_audit_pending WHERE position > ? "
+        "ORDER BY position LIMIT ?", (after, HELD_PAGE))]
+
+
+def _held_stream(tx: Tx, page: list[_Pending]) -> Iterator[_Pending]:
+    """The held events from ``page`` on, in position order, read a page at a time."""
+    while True:
+        yield from page
+        if len(page) < HELD_PAGE:
+            return
+        page = _held_page(tx, page[-1].position)
+
+
+def _position(event: RecordedEvent | _Pending) -> int:
+    return event.position
 
 
 class _Pending(NamedTuple):

@@ -12,7 +12,7 @@ events (on PostgreSQL, after the EXCLUSIVE lock the insert takes), so:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -30,23 +30,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _micros(instant: datetime) -> int:
     """SQLite keeps instants as integer microseconds since the epoch: exact and ordered."""
-    return (instant - _EPOCH) // timedelta(microseconds=1)
+    # Integer arithmetic on the parts: a third of the cost of ``// timedelta(microseconds=1)``.
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _rows(stored_events: Sequence[StoredEvent], ids: Sequence[int],
-          receipts: Sequence[Receipt], timestamps: Sequence[datetime],
-          ) -> tuple[list[tuple[str, str, int]], list[tuple[Any, int, datetime, int]]]:
+def _receipt_rows(stored_events: Sequence[StoredEvent], ids: Sequence[int],
+                  receipts: Sequence[Receipt]) -> list[tuple[str, str, int]]:
     if all(r.index is not None for r in receipts):
         # The application says where each receipt's event is: no key hashing per event.
-        receipt_rows = [(r.source, r.event_id, ids[cast(int, r.index)]) for r in receipts]
-    else:
-        position = {(s.originator_id, s.originator_version): n
-                    for s, n in zip(stored_events, ids, strict=True)}
-        receipt_rows = [(r.source, r.event_id, position[(r.originator_id, r.originator_version)])
-                        for r in receipts]
-    time_rows = [(s.originator_id, s.originator_version, t, n)
-                 for s, t, n in zip(stored_events, timestamps, ids, strict=True)]
-    return receipt_rows, time_rows
+        return [(r.source, r.event_id, ids[cast(int, r.index)]) for r in receipts]
+    position = {(s.originator_id, s.originator_version): n
+                for s, n in zip(stored_events, ids, strict=True)}
+    return [(r.source, r.event_id, position[(r.originator_id, r.originator_version)])
+            for r in receipts]
 
 
 class PmoSQLiteRecorder(SQLiteApplicationRecorder):
@@ -74,19 +71,20 @@ class PmoSQLiteRecorder(SQLiteApplicationRecorder):
         # insert, and each new rowid is the table's largest plus one.
         if not stored_events:
             return []  # a batch whose every message was refused (MAX(rowid) may be NULL)
-        c.executemany(self.insert_events_statement, [
-            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-             s.originator_version, s.topic, s.state) for s in stored_events])
+        rows = [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                 s.originator_version, s.topic, s.state) for s in stored_events]
+        c.executemany(self.insert_events_statement, rows)
         c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
         last = c.fetchone()[0]
         ids = list(range(last - len(stored_events) + 1, last + 1))
-        receipts, times = _rows(stored_events, ids, kwargs.get("receipts", ()),
-                                kwargs.get("timestamps", ()))
+        receipts = _receipt_rows(stored_events, ids, kwargs.get("receipts", ()))
         if receipts:
             c.executemany("INSERT INTO inbound_receipts VALUES (?,?,?)", receipts)
-        if times:
+        timestamps = kwargs.get("timestamps", ())
+        if timestamps:  # the events' rows give each id as text already
             c.executemany("INSERT INTO event_times VALUES (?,?,?,?)",
-                          [(i.hex, v, _micros(t), n) for i, v, t, n in times])
+                          [(row[0], row[1], _micros(t), n)
+                           for row, t, n in zip(rows, timestamps, ids, strict=True)])
         return ids
 
     def positions_of(self, keys: Iterable[Key]) -> dict[Key, int]:
@@ -174,8 +172,9 @@ class PmoPostgresRecorder(PostgresApplicationRecorder):
                                        **kwargs: Any) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         assert ids is not None
-        receipts, times = _rows(stored_events, ids, kwargs.get("receipts", ()),
-                                kwargs.get("timestamps", ()))
+        receipts = _receipt_rows(stored_events, ids, kwargs.get("receipts", ()))
+        times = [(s.originator_id, s.originator_version, t, n)
+                 for s, t, n in zip(stored_events, kwargs.get("timestamps", ()), ids, strict=True)]
         # A repeated receipt fails this statement, which aborts the whole transaction.
         if receipts:
             curs.executemany(self._insert_receipts, receipts)

@@ -14,6 +14,7 @@ fresh aggregates before it is reported.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import OrderedDict
@@ -228,7 +229,12 @@ class PmoApplication(Application[UUID]):
         if self.snapshots is None:
             return
         due: set[UUID] = set()
+        # A multiple of any interval is a multiple of their gcd: most events are passed
+        # over by one modulo, before hashing their aggregate's UUID to find its interval.
+        step = math.gcd(*self.snapshotting_intervals.values()) or 1
         for event in processing_event.events:
+            if event.originator_version % step:
+                continue
             aggregate = processing_event.aggregates.get(event.originator_id)
             interval = self.snapshotting_intervals.get(type(aggregate)) if aggregate else None
             if interval and event.originator_version % interval == 0:

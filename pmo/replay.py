@@ -15,7 +15,7 @@ from datetime import datetime
 
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
-from projections.runner import rebuild
+from projections.runner import REBUILD_BATCH, rebuild
 from projections.service import build_projections
 
 BAR = 40
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rebuild only this projection (repeatable); default: all")
     parser.add_argument("--until", type=datetime.fromisoformat, metavar="TIME",
                         help="replay only events recorded at or before this ISO 8601 instant")
-    parser.add_argument("--batch-size", type=int, default=5000, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=REBUILD_BATCH, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

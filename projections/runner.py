@@ -29,6 +29,11 @@ from projections.service import ProjectionService
 log = logging.getLogger(__name__)
 STORE = "store"
 MAX_BACKOFF_S = 5.0
+# A rebuild's batch: every projection walks the batch in turn, so its events and their
+# parsed payloads should still be in the CPU's caches when the next one does (5000 events
+# hold ~7 MB of payload dicts). Measured on the replay bench: 5000 -> 1000 is ~15% faster;
+# 500 is no better than 1000 (more transactions).
+REBUILD_BATCH = 1000
 
 
 class EmbeddedRunner:
@@ -189,7 +194,7 @@ class EmbeddedRunner:
 
 def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str] | None = None,
             until: datetime | None = None, progress: Callable[[int], None] | None = None,
-            batch_size: int = 5000) -> int:
+            batch_size: int = REBUILD_BATCH) -> int:
     """Clear projections ``names`` (default: all) and replay the store into them.
 
     Their state reads ``rebuilding`` meanwhile; the deferred indexes are built

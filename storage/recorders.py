@@ -158,6 +158,14 @@ class PmoPostgresRecorder(PostgresApplicationRecorder):
             "INSERT INTO {}.{} SELECT * FROM "
             "unnest(%s::uuid[], %s::bigint[], %s::timestamptz[], %s::bigint[])"
         ).format(schema, self.times_table)
+        # Events as four arrays sent in binary, not an array of the library's composite
+        # type: psycopg (pure Python here) writes that as text, escaping every state's
+        # bytes with regular expressions (measured: a quarter of a batch's time).
+        self._insert_events_by_columns = SQL(
+            "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::{}[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "RETURNING notification_id").format(
+            schema, Identifier(events_table_name), SQL(datastore.originator_id_type))
         self._select_receipts = SQL(
             "SELECT r.source, r.event_id, r.position FROM {}.{} r "
             "JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id) "
@@ -172,6 +180,18 @@ class PmoPostgresRecorder(PostgresApplicationRecorder):
         self._select_version_at = SQL(
             "SELECT MAX(originator_version) AS v FROM {}.{} "
             "WHERE originator_id = %s AND recorded_at <= %s").format(schema, self.times_table)
+
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
+                              **kwargs: Any) -> None:
+        # What the library's method does (lock, notify, insert returning ids, in that
+        # order), with the events sent by columns.
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(self._insert_events_by_columns, (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events]), binary=True)
 
     def _fetch_ids_after_insert_events(self, curs: Cursor[DictRow],
                                        stored_events: Sequence[StoredEvent],

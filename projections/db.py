@@ -124,6 +124,29 @@ class Db:
                 with conn.transaction(), conn.cursor() as cursor:
                     yield Tx(cursor, self.kind)
 
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Many large write transactions from this thread (a rebuild): fewer WAL checkpoints.
+
+        SQLite checkpoints the WAL into the database whenever a commit leaves it over
+        1000 pages, syncing both files each time: a rebuild's commits spent about half
+        their time there (0.23 s of a 2.2 s replay). Here this connection checkpoints
+        after 100,000 pages instead, and once fully at the end. Durability is unchanged
+        (synchronous stays NORMAL: a commit is as safe as before, the WAL is just longer
+        meanwhile); other connections keep their own setting. No-op on PostgreSQL.
+        """
+        if self.kind != "sqlite":
+            yield
+            return
+        conn = self.connection()
+        conn.execute("PRAGMA wal_autocheckpoint=100000")
+        try:
+            yield
+        finally:
+            conn.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
+            # TRUNCATE: copy the WAL in and shrink its file (it waits for readers, briefly).
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         conn = self.connection()
         if self.kind == "sqlite":

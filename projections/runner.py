@@ -201,10 +201,11 @@ def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str
     again at the end. Returns the position reached.
     """
     chosen = list(names) if names is not None else service.names()
-    for name in chosen:
-        service.projections[name].clear(rebuilding=True)
-    runner = EmbeddedRunner(app, service, batch_size=batch_size, names=chosen)
-    runner.catch_up(until=until, progress=progress)
-    for name in chosen:
-        service.projections[name].finish_rebuild()
+    with service.db.bulk():
+        for name in chosen:
+            service.projections[name].clear(rebuilding=True)
+        runner = EmbeddedRunner(app, service, batch_size=batch_size, names=chosen)
+        runner.catch_up(until=until, progress=progress)
+        for name in chosen:
+            service.projections[name].finish_rebuild()
     return runner.position()

@@ -30,13 +30,16 @@ def read_log(app: PmoApplication, after: int, limit: int) -> list[RecordedEvent]
             rows = c.fetchall()
         events = []
         prev = after
-        ids: dict[str, UUID] = {}  # a batch holds many events of few aggregates: parse each once
+        # A batch holds many events of few aggregates: parse each id (and spell its hex,
+        # a Python-level property of UUID) once.
+        ids: dict[str, tuple[UUID, str]] = {}
         for position, oid, version, topic, state in rows:
-            uuid = ids.get(oid)
-            if uuid is None:
-                uuid = ids[oid] = UUID(oid)
-            events.append(RecordedEvent(position, uuid, version, topic, state, None, prev,
-                                        None, uuid.hex))
+            known = ids.get(oid)
+            if known is None:
+                uuid = UUID(oid)
+                known = ids[oid] = (uuid, uuid.hex)
+            events.append(RecordedEvent(position, known[0], version, topic, state, None, prev,
+                                        None, known[1]))
             prev = position
         return events
     notifications = recorder.select_notifications(after, limit, inclusive_of_start=False)

@@ -9,6 +9,7 @@ leaves every aggregate exactly as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from eventsourcing.domain import BaseAggregate
@@ -116,22 +117,24 @@ def propose_project(cmd: c.ProposeProject, env: Envelope, aggs: Aggregates) -> P
 
 
 def approve_project(cmd: c.ApproveProject, env: Envelope, aggs: Aggregates) -> Project:
-    project = require(aggs, Project, cmd.subject)
-    project.require("approved")
-    portfolio = require(aggs, Portfolio, project.portfolio_id)
-    portfolio.check_commitment(project.key, cmd.approved_budget)
-    project.approve(cmd.approved_budget, cmd.approver, env)
-    portfolio.commit_budget(project.key, cmd.approved_budget, env)
-    return project
+    return _budgeted(aggs, cmd.subject, "approved", cmd.approved_budget, env,
+                     lambda p: p.approve(cmd.approved_budget, cmd.approver, env))
 
 
 def change_budget(cmd: c.ChangeBudget, env: Envelope, aggs: Aggregates) -> Project:
-    project = require(aggs, Project, cmd.subject)
-    project.require("budget_changed")
+    return _budgeted(aggs, cmd.subject, "budget_changed", cmd.approved_budget, env,
+                     lambda p: p.change_budget(cmd.approved_budget, cmd.reason, env))
+
+
+def _budgeted(aggs: Aggregates, key: str, action: str, budget: Decimal, env: Envelope,
+              record: Callable[[Project], None]) -> Project:
+    """An event that sets the approved budget: it must fit the envelope, and commits there."""
+    project = require(aggs, Project, key)
+    project.require(action)
     portfolio = require(aggs, Portfolio, project.portfolio_id)
-    portfolio.check_commitment(project.key, cmd.approved_budget)
-    project.change_budget(cmd.approved_budget, cmd.reason, env)
-    portfolio.commit_budget(project.key, cmd.approved_budget, env)
+    portfolio.check_commitment(project.key, budget)
+    record(project)
+    portfolio.commit_budget(project.key, budget, env)
     return project
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from api.auth import Auditor
 from api.deps import ServicesDep
 from api.problems import Problem
-from api.routers.projections import json_response
+from api.routers.projections import json_response, position_cursor
 from projections.audit_read import AuditFilter, export_csv, export_jsonl, page, verify
 
 router = APIRouter(tags=["audit"])
@@ -39,11 +39,8 @@ def audit_trail(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
-    if cursor is not None and not cursor.isdigit():
-        raise Problem(422, "Invalid request", "cursor: not a cursor this route gave out",
-                      kind="invalid-request")
     f = _filter(aggregate, type, actor, since, until)
-    items, next_position = page(services.projections.db, f, int(cursor or 0), limit)
+    items, next_position = page(services.projections.db, f, position_cursor(cursor), limit)
     return json_response(orjson.dumps({
         "items": items, "next_cursor": None if next_position is None else str(next_position)}))
 

@@ -32,6 +32,14 @@ def documented(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
             **NOT_FOUND}
 
 
+def position_cursor(cursor: str | None) -> int:
+    """The position a ``next_cursor`` of an append-only list (audit, rejections) stands for."""
+    if cursor is not None and not cursor.isdigit():
+        raise Problem(422, "Invalid request", "cursor: not a cursor this route gave out",
+                      kind="invalid-request")
+    return int(cursor or 0)
+
+
 def parse_as_of(as_of: str | None, roles: set[str]) -> datetime | None:
     """The instant of ``?as_of=`` (ISO 8601 with an offset); reading the past needs ``auditor``."""
     if as_of is None:

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.auth import Auditor
 from api.deps import ServicesDep
-from api.problems import Problem
-from api.routers.projections import json_response
+from api.routers.projections import json_response, position_cursor
 
 router = APIRouter(tags=["rejections"])
 
@@ -23,11 +22,8 @@ def list_rejections(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
-    if cursor is not None and not cursor.isdigit():
-        raise Problem(422, "Invalid request", "cursor: not a cursor this route gave out",
-                      kind="invalid-request")
     log = services.projections.rejections
-    items, next_id = log.page(kind, int(cursor or 0), limit)
+    items, next_id = log.page(kind, position_cursor(cursor), limit)
     return json_response(orjson.dumps({
         "items": items, "next_cursor": None if next_id is None else str(next_id),
         "counts": log.counts()}))

@@ -13,7 +13,6 @@ from ingest.service import Inbound, Result
 from pmo.settings import Settings
 
 if TYPE_CHECKING:
-    from projections.runner import EmbeddedRunner
     from projections.service import ProjectionService
 
 
@@ -23,13 +22,32 @@ class Ingestor(Protocol):
     def submit(self, messages: Sequence[Inbound]) -> list[Result]: ...
 
 
+class Runner(Protocol):
+    """What feeds the views in embedded mode: ``EmbeddedRunner`` (a thread) or
+    ``RunnerProcess`` (a child process)."""
+
+    error: str | None
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def wait_for(self, position: int, timeout: float) -> bool: ...
+
+    def rebuild(self, name: str) -> None: ...
+
+    def status(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class Services:
     settings: Settings
     app: PmoApplication
     ingest: Ingestor
     projections: ProjectionService
-    runner: EmbeddedRunner | None = None  # None in Kafka mode: consumers feed the views
+    runner: Runner | None = None  # None in Kafka mode: consumers feed the views
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -38,10 +38,10 @@ TARGET = 20_000
 def _batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """The portfolio and pool first, alone; then up to 500 events of whole project lifecycles,
     so batches posted concurrently never depend on each other."""
-    head = [e for e in events if not e["subject"].startswith("BENCH-P")]
+    head = [e for e in events if not e["type"].startswith("pmo.project.")]
     projects: dict[str, list[dict[str, Any]]] = {}
     for e in events:
-        if e["subject"].startswith("BENCH-P"):
+        if e["type"].startswith("pmo.project."):
             projects.setdefault(e["subject"], []).append(e)
     batches: list[list[dict[str, Any]]] = [head, []]
     for lifecycle in projects.values():
@@ -49,6 +49,17 @@ def _batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
             batches.append([])
         batches[-1] += lifecycle
     return batches
+
+
+def settled(client: httpx.Client, timeout: float = 30) -> None:
+    """Wait until every view shows lag 0: the timing starts from a steady server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = client.get("/v1/projections", headers=AUTH).raise_for_status().json()["items"]
+        if all(i["lag"] == 0 for i in items):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the views did not catch up with the first batch")
 
 
 def over_http(events: list[dict[str, Any]]) -> float:
@@ -59,6 +70,7 @@ def over_http(events: list[dict[str, Any]]) -> float:
         stored = [0] * PUBLISHERS
         with httpx.Client(base_url=base, timeout=60) as client:
             client.post("/v1/events", content=bodies[0], headers=headers).raise_for_status()
+            settled(client)
         todo = list(enumerate(bodies[1:]))
         lock = threading.Lock()
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import gc
 
-from api.deps import Services
+from api.deps import Runner, Services
 from domain.application import PmoApplication
 from ingest.service import IngestService, RefusalSink
+from pmo.runner_process import RunnerProcess
 from pmo.settings import Settings
 from projections.runner import EmbeddedRunner
 from projections.service import ProjectionService, build_projections
@@ -41,11 +42,12 @@ def build_ingest(app: PmoApplication, refusals: RefusalSink | None = None) -> In
     return IngestService(app, refusals)
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, *, runner_process: bool = False) -> Services:
     """Everything the API and the CLI use, for the configured mode.
 
     Embedded: ingest stores directly, refusals go to the rejections log, and an
-    ``EmbeddedRunner`` (started by the caller) feeds the views from the store.
+    ``EmbeddedRunner`` (started by the caller) feeds the views from the store: a
+    thread of this process, or with ``runner_process`` a child process (``pmo serve``).
     Kafka mode (``PMO_KAFKA_BOOTSTRAP``): ingest queues to ``pmo.inbound``; the
     workers store, dead-letter and project, so there is no runner here.
     """
@@ -56,8 +58,13 @@ def build_services(settings: Settings) -> Services:
         from consumers.ingestor import KafkaIngestor  # noqa: PLC0415
 
         return Services(settings, app, KafkaIngestor.from_settings(settings), projections)
+    runner: Runner
+    if runner_process:
+        runner = RunnerProcess(settings, app, projections)
+    else:
+        runner = build_embedded(settings, app, projections)
     return Services(settings, app, build_ingest(app, projections.rejections), projections,
-                    build_embedded(settings, app, projections))
+                    runner)
 
 
 def build_embedded(settings: Settings, app: PmoApplication,

@@ -1,7 +1,8 @@
 """``pmo serve``: the API and the whole pipeline in one process.
 
 Embedded (default): the event store and views in SQLite under ``PMO_DATA_DIR``,
-and a runner thread that feeds the views from the store. With
+and a runner that feeds the views from the store, in a child process of its own
+(``pmo.runner_process``; ``PMO_RUNNER_PROCESS=false``: a thread). With
 ``PMO_KAFKA_BOOTSTRAP`` set, events are queued to Kafka and the workers
 (``pmo ingest``, ``pmo relay``, ``pmo consume``) do the rest.
 """
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.api_keys:
         print(KEYS_HINT, file=sys.stderr)
-    services = build_services(settings)
+    services = build_services(settings, runner_process=settings.runner_process)
     if services.runner is not None:
         services.runner.start()
     mode = f"Kafka at {settings.kafka_bootstrap}" if settings.kafka_mode else (

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted message")
     ingest_batch_size: int = Field(500, ge=1, le=10_000)
     poll_interval_ms: int = Field(20, ge=1, description="embedded runner's notification poll")
+    runner_process: bool = Field(
+        True, description="pmo serve, embedded: feed the views from a child process "
+        "(a core of its own) rather than a thread of the API process")
 
     @field_validator("event_store_url", "projection_store_url")
     @classmethod

@@ -39,8 +39,12 @@ REBUILD_BATCH = 1000
 class EmbeddedRunner:
     def __init__(self, app: PmoApplication, service: ProjectionService,
                  poll_interval_s: float = 0.02, batch_size: int = 2000,
-                 names: Iterable[str] | None = None) -> None:
+                 names: Iterable[str] | None = None,
+                 on_advance: Callable[[int], None] | None = None) -> None:
         self.app = app
+        # Called (in the runner's thread) with the lowest position every projection has
+        # reached, after each batch commits: how another process learns of progress.
+        self.on_advance = on_advance
         self.service = service
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
@@ -172,6 +176,9 @@ class EmbeddedRunner:
             for projection, mine, _ in work:
                 self._positions[projection.name] = mine[-1].position
             self._done.notify_all()
+            reached = min(self._positions.values(), default=0)
+        if self.on_advance is not None:
+            self.on_advance(reached)
         return len(events) if len(events) == len(read) else 0
 
     def _finish_rebuilds(self) -> None:

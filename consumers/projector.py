@@ -109,7 +109,7 @@ class ProjectionConsumer:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         decoded = []
         for tp, messages in polled.items():
-            decoded.append([self._decoder.decode(m.value, m.headers) for m in messages])
+            decoded.append([self._decoder.decode(m.value, m.headers, m.key) for m in messages])
             tracking[tracking_key(tp)] = messages[-1].offset + 1
             offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
         # Each partition is in store order; merged, the batch is in store order too, so

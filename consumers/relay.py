@@ -19,9 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
-from uuid import UUID
 
-from eventsourcing.persistence import Mapper
 from kafka import KafkaProducer
 
 from consumers.codec import encode
@@ -36,8 +34,7 @@ BATCH = 5000
 
 class Relay:
     def __init__(self, recorder: Any, kafka_producer: KafkaProducer, topic: str,
-                 idle_s: float = 0.02, batch: int = BATCH,
-                 mapper: Mapper[UUID] | None = None) -> None:
+                 idle_s: float = 0.02, batch: int = BATCH) -> None:
         self._recorder = recorder
         self._producer = kafka_producer
         self._topic = topic
@@ -45,8 +42,6 @@ class Relay:
         self.position = self._positions.get(topic)
         self._idle_s = idle_s
         self._batch = batch
-        # Only a store with a cipher or compressor needs the mapper to read event times.
-        self._mapper = mapper if mapper and (mapper.cipher or mapper.compressor) else None
         self.published = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -66,7 +61,7 @@ class Relay:
         futures = []
         prev = self.position
         for n in notifications:
-            key, value, headers = encode(n, prev, self._mapper)
+            key, value, headers = encode(n, prev)
             futures.append(self._producer.send(self._topic, key=key, value=value,
                                                headers=headers))
             prev = n.id

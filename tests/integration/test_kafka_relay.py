@@ -65,9 +65,11 @@ def check_log(messages: list[Any], app: PmoApplication) -> None:
         n = stored[int(header(m, "position") or 0)]
         assert m.value == n.state and m.key == str(n.originator_id).encode()
         assert header(m, "topic") == n.topic.encode()
-        recorded = decoder.decode(m.value, m.headers)
+        assert [k for k, _ in m.headers] == ["position", "prev_position", "version", "topic"]
+        recorded = decoder.decode(m.value, m.headers, m.key)
+        assert recorded.originator_id == n.originator_id
         assert recorded.originator_version == n.originator_version
-        assert (header(m, "recorded_at") or b"").decode() == recorded.recorded_at.isoformat()
+        assert recorded.recorded_at == app.mapper.to_domain_event(n).timestamp
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

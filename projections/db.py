@@ -136,8 +136,7 @@ class Db:
             Path(url.path).parent.mkdir(parents=True, exist_ok=True)
             self._process_lock = _WriterLock(url.path)
         else:
-            with psycopg.connect(url.psycopg_conninfo(), autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+            url.ensure_schema()
 
     def ddl(self, statement: str) -> str:
         return statement.format(**_TYPES[self.kind])

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+import psycopg
+from psycopg import sql
+
 
 @dataclass(frozen=True, slots=True)
 class StoreUrl:
@@ -56,6 +59,7 @@ class StoreUrl:
                 "SQLITE_LOCK_TIMEOUT": "30",
                 "APPLICATION_RECORDER_TOPIC": "storage.recorders:PmoSQLiteRecorder",
             }
+        self.ensure_schema()
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": self.dbname,
@@ -70,6 +74,13 @@ class StoreUrl:
             "POSTGRES_MAX_OVERFLOW": "4",
             "APPLICATION_RECORDER_TOPIC": "storage.recorders:PmoPostgresRecorder",
         }
+
+    def ensure_schema(self) -> None:
+        """Create the PostgreSQL schema if it is missing (as a SQLite store's directory is):
+        a fresh database with ``?schema=pmo`` then just works."""
+        with psycopg.connect(self.psycopg_conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(self.schema)))
 
     def psycopg_conninfo(self) -> str:
         return (f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "

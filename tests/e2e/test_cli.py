@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import uuid
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from pmo import demo
 from pmo.demo_data import generate
 from pmo.settings import Settings
+from tests.conftest import POSTGRES_URL, drop_postgres_schema
 from tests.e2e.conftest import free_port, pmo_command, portfolio, proposal, wait_until_up
 
 KEYS = json.dumps({"k": ["publisher", "viewer", "auditor"]})
@@ -89,3 +91,29 @@ def test_pmo_serve_without_keys_says_how_to_set_them(tmp_path: Path) -> None:
         server.terminate()
         _, err = server.communicate(timeout=30)
     assert "PMO_API_KEYS" in err
+
+
+def test_pmo_serve_on_postgresql_creates_its_schemas(tmp_path: Path) -> None:
+    """Both stores on PostgreSQL, in schemas that do not exist yet; views fed by the child."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    events_url = f"{POSTGRES_URL}?schema={schema}_events"
+    views_url = f"{POSTGRES_URL}?schema={schema}_views"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = pmo_command("serve", "--port", str(port), "--log-level", "warning", env={
+        "PMO_DATA_DIR": str(tmp_path / "data"), "PMO_API_KEYS": KEYS,
+        "PMO_EVENT_STORE_URL": events_url, "PMO_PROJECTION_STORE_URL": views_url},
+        cwd=tmp_path)
+    try:
+        wait_until_up(base, server)
+        headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
+        stored = httpx.post(f"{base}/v1/events", content=orjson.dumps(
+            [portfolio(), proposal("P-1")]), headers=headers)
+        assert [r["status"] for r in stored.json()["results"]] == ["accepted", "accepted"]
+        folio = httpx.get(f"{base}/v1/portfolios/PF-1", headers=headers).json()
+        assert folio["projects_by_state"]["proposed"] == 1
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+        for url in (events_url, views_url):
+            drop_postgres_schema(url)

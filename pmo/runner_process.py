@@ -121,13 +121,15 @@ class RunnerProcess:
         process.join(timeout=5)
         if self._stopping.is_set():
             return
-        self.error = (f"the projection process exited (code {process.exitcode}); "
-                      f"restarting in {self._restart_delay_s:g}s")
-        log.error("%s", self.error)
         if not self._ready.is_set():  # it never started: not retried, start() says why
+            self.error = (f"the projection process failed to start (code {process.exitcode}); "
+                          "its log is above")
             self._start_failed = True
             self._ready.set()
             return
+        self.error = (f"the projection process exited (code {process.exitcode}); "
+                      f"restarting in {self._restart_delay_s:g}s")
+        log.error("%s", self.error)
         if self._stopping.wait(self._restart_delay_s):
             return
         self.restarts += 1

@@ -118,3 +118,16 @@ def test_a_killed_child_is_replaced_and_counts_every_event_once(
     audit = client.get("/v1/audit/verify", headers=auth("audit-key")).json()
     # 44 published events and the portfolio's budget commitment, each chained once
     assert audit["ok"] is True and audit["checked"] == 45
+
+
+def test_a_child_that_cannot_start_fails_the_start_with_the_reason(settings: Settings) -> None:
+    # The child cannot open its projection store (a directory where the file should be);
+    # the API process can: the failure is the child's, at start.
+    services = build_services(settings, runner_process=True)
+    runner = services.runner
+    assert isinstance(runner, RunnerProcess)
+    broken = settings.model_copy(update={"projection_store_url": f"sqlite:///{settings.data_dir}"})
+    runner._settings = broken
+    with pytest.raises(RuntimeError, match="failed to start"):
+        runner.start(ready_timeout=60)
+    assert runner.restarts == 0

@@ -106,6 +106,7 @@ class RunnerProcess:
             while True:
                 kind, value = reports.recv()
                 if kind == "ready":
+                    self.error = None  # a new child runs: an earlier one's death is over
                     self._ready.set()
                 elif kind == "position":
                     self._service.invalidate()

@@ -134,13 +134,13 @@ class _HoldUntilGo(ConsumerRebalanceListener):  # type: ignore[misc]
         self._reports.put((self._index, sorted(tp.partition for tp in assigned)))
 
 
-def _consume_worker(fields: dict[str, Any], name: str, index: int, join: Any, go: Any,
-                    stop: Any, reports: Any) -> None:
+def _consume_worker(fields: dict[str, Any], name: str, group: str, index: int, join: Any,
+                    go: Any, stop: Any, reports: Any) -> None:
     """One ``pmo consume NAME`` process of the scaled-out run (its loop, its classes)."""
     settings = Settings(**fields)
     service = build_projections(settings)
     projection = service.projections[name]
-    kafka_consumer = events_consumer(settings, projection_group(settings, name))
+    kafka_consumer = events_consumer(settings, group)
     consumer = ProjectionConsumer(settings, projection, EventDecoder.for_pmo(), kafka_consumer)
     hold = _HoldUntilGo(SeekToStored(kafka_consumer, projection.tracking, name),
                         kafka_consumer, go, reports, index)
@@ -169,6 +169,12 @@ def _store_done(db: Db, name: str, topic: str, total: int) -> bool:
     return name != "audit" or not db.query("SELECT 1 FROM pv_audit_pending LIMIT 1")
 
 
+def _fresh_group(settings: Settings, name: str) -> str:
+    """A group of its own per attempt: an abandoned attempt's killed members stay in their
+    group until their session times out. Positions live in the fresh store anyway."""
+    return f"{projection_group(settings, name)}.{uuid.uuid4().hex[:8]}"
+
+
 def consume_scaled_once(settings: Settings, name: str, total: int, store: Path,
                         processes: int) -> tuple[float, float, float]:
     """(events/s after the join, events/s with the join, join seconds): ``processes``
@@ -180,7 +186,9 @@ def consume_scaled_once(settings: Settings, name: str, total: int, store: Path,
     joins = [ctx.Event() for _ in range(processes)]
     fields = run.model_dump()
     workers = [ctx.Process(target=_consume_worker,
-                           args=(fields, name, i, joins[i], go, stop, reports), daemon=True)
+                           args=(fields, name, group, i, joins[i], go, stop, reports),
+                           daemon=True)
+               for group in [_fresh_group(run, name)]  # one group, shared by every process
                for i in range(processes)]
     for w in workers:
         w.start()

@@ -82,5 +82,5 @@ def _post(url: str, api_key: str, chunk: list[bytes]) -> list[str]:
             answer = json.load(response)
     except urllib.error.HTTPError as e:
         # A whole batch refused (400 for a broken line, 401, 413...): say why and stop.
-        raise SystemExit(f"pmo publish: the API answered {e.code}: {e.read()[:500]!r}") from e
+        raise SystemExit(f"pmo: the API answered {e.code}: {e.read()[:500]!r}") from e
     return [str(r.get("status")) for r in answer.get("results", [answer])]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -43,7 +42,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print("pmo demo: set PMO_DEMO_API_KEY to a key with the publisher role",
                   file=sys.stderr)
             return 2
-        counts = _over_http(args.api.rstrip("/"), key, events)
+        # Imported here: only this path needs the publisher (and its Kafka client).
+        from consumers.publisher import to_api  # noqa: PLC0415
+
+        counts = to_api(args.api, key, (orjson.dumps(e) for e in events), batch=BATCH)
     else:
         counts = load(settings, events)
     print(f"pmo demo (seed {args.seed}): {len(events)} events: "
@@ -65,17 +67,4 @@ def load(settings: Settings, events: Sequence[dict[str, Any]]) -> Counter[str]:
         close = getattr(services.ingest, "close", None)
         if callable(close):
             close()  # Kafka mode: flush what was queued
-    return counts
-
-
-def _over_http(api: str, key: str, events: Sequence[dict[str, Any]]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for start in range(0, len(events), BATCH):
-        request = urllib.request.Request(
-            f"{api}/v1/events", data=orjson.dumps(list(events[start:start + BATCH])),
-            method="POST", headers={"Content-Type": "application/cloudevents-batch+json",
-                                    "Authorization": f"Bearer {key}"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            answer = orjson.loads(response.read())
-        counts.update(r["status"] for r in answer["results"])
     return counts

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -55,25 +58,37 @@ def test_pmo_demo_loads_every_event_and_a_second_run_changes_nothing(tmp_path: P
     assert f"{count} events: duplicate {count}" in out
 
 
-def test_pmo_serve_answers_over_http_then_stops(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def serving(tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``pmo serve`` on a free port with ``env``; yields (base URL, process), then stops it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"PMO_DATA_DIR": str(tmp_path / "data"), "PMO_API_KEYS": KEYS}
-    server = pmo_command("serve", "--port", str(port), "--log-level", "warning", env=env,
-                         cwd=tmp_path)
+    server = pmo_command("serve", "--port", str(port), "--log-level", "warning",
+                         env={"PMO_DATA_DIR": str(tmp_path / "data"), **env}, cwd=tmp_path)
     try:
         wait_until_up(base, server)
-        headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
-        stored = httpx.post(f"{base}/v1/events", content=orjson.dumps(
-            [portfolio(), proposal("P-1")]), headers=headers)
-        assert [r["status"] for r in stored.json()["results"]] == ["accepted", "accepted"]
+        yield base, server
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def publish_pair(base: str) -> dict[str, str]:
+    """A portfolio and a proposal through POST /v1/events; the headers used."""
+    headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
+    stored = httpx.post(f"{base}/v1/events", content=orjson.dumps(
+        [portfolio(), proposal("P-1")]), headers=headers)
+    assert [r["status"] for r in stored.json()["results"]] == ["accepted", "accepted"]
+    return headers
+
+
+def test_pmo_serve_answers_over_http_then_stops(tmp_path: Path) -> None:
+    with serving(tmp_path, PMO_API_KEYS=KEYS) as (base, server):
+        headers = publish_pair(base)
         history = httpx.get(f"{base}/v1/projects/P-1/history", headers=headers)
         assert history.json()["items"][0]["type"] == "pmo.project.proposed"
         assert httpx.get(f"{base}/readyz").status_code == 200
         assert httpx.post(f"{base}/v1/events", json=portfolio()).status_code == 401
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
     # uvicorn shuts down gracefully, then re-raises the signal it caught.
     assert server.returncode in (0, -signal.SIGTERM)
 
@@ -98,22 +113,23 @@ def test_pmo_serve_on_postgresql_creates_its_schemas(tmp_path: Path) -> None:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     events_url = f"{POSTGRES_URL}?schema={schema}_events"
     views_url = f"{POSTGRES_URL}?schema={schema}_views"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = pmo_command("serve", "--port", str(port), "--log-level", "warning", env={
-        "PMO_DATA_DIR": str(tmp_path / "data"), "PMO_API_KEYS": KEYS,
-        "PMO_EVENT_STORE_URL": events_url, "PMO_PROJECTION_STORE_URL": views_url},
-        cwd=tmp_path)
     try:
-        wait_until_up(base, server)
-        headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
-        stored = httpx.post(f"{base}/v1/events", content=orjson.dumps(
-            [portfolio(), proposal("P-1")]), headers=headers)
-        assert [r["status"] for r in stored.json()["results"]] == ["accepted", "accepted"]
-        folio = httpx.get(f"{base}/v1/portfolios/PF-1", headers=headers).json()
-        assert folio["projects_by_state"]["proposed"] == 1
+        with serving(tmp_path, PMO_API_KEYS=KEYS, PMO_EVENT_STORE_URL=events_url,
+                     PMO_PROJECTION_STORE_URL=views_url) as (base, _):
+            headers = publish_pair(base)
+            folio = httpx.get(f"{base}/v1/portfolios/PF-1", headers=headers).json()
+            assert folio["projects_by_state"]["proposed"] == 1
     finally:
-        server.terminate()
-        server.communicate(timeout=30)
         for url in (events_url, views_url):
             drop_postgres_schema(url)
+
+
+def test_pmo_demo_over_the_api_then_again_changes_nothing(tmp_path: Path) -> None:
+    count = len(generate(7, 20))
+    with serving(tmp_path, PMO_API_KEYS=KEYS) as (base, _):
+        for status in ("accepted", "duplicate"):
+            demo_run = pmo_command("demo", "--projects", "20", "--api", base,
+                                   env={"PMO_DEMO_API_KEY": "k"}, cwd=tmp_path)
+            out, err = demo_run.communicate(timeout=120)
+            assert demo_run.returncode == 0, err
+            assert f"{count} events: {status} {count}" in out

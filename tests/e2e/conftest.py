@@ -64,6 +64,12 @@ def approval(key: str, budget: str = "100000.00") -> dict[str, Any]:
                        id_=f"approve-{key}")
 
 
+def cost(key: str, amount: str, n: int) -> dict[str, Any]:
+    return cloud_event("pmo.project.cost_recorded", key, {
+        "amount": amount, "currency": "EUR", "incurred_on": "2026-05-01",
+        "category": "labour", "reference": f"inv-{n}"}, id_=f"cost-{key}-{n}")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", api_keys=KEYS, max_body_bytes=BODY_LIMIT,

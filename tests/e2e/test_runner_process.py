@@ -22,15 +22,18 @@ from api.app import create_app
 from pmo.bootstrap import build_services
 from pmo.runner_process import RunnerProcess
 from pmo.settings import Settings
-from tests.e2e.conftest import PUB, VIEW, approval, auth, cloud_event, portfolio, proposal
+from tests.e2e.conftest import (
+    PUB,
+    VIEW,
+    approval,
+    auth,
+    cloud_event,
+    cost,
+    portfolio,
+    proposal,
+)
 
 ADMIN = auth("admin-key")
-
-
-def cost(key: str, amount: str, n: int) -> dict[str, Any]:
-    return cloud_event("pmo.project.cost_recorded", key, {
-        "amount": amount, "currency": "EUR", "incurred_on": "2026-05-01",
-        "category": "labour", "reference": f"inv-{n}"}, id_=f"cost-{key}-{n}")
 
 
 def started(key: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     assert_problem,
     auth,
     cloud_event,
+    cost,
     portfolio,
     proposal,
 )
@@ -28,12 +29,6 @@ def publish(client: TestClient, *events: dict[str, Any]) -> None:
     response = client.post("/v1/events", json=list(events), headers=PUB)
     assert response.status_code == 200, response.text
     assert all(r["status"] in ("accepted", "duplicate") for r in response.json()["results"])
-
-
-def cost(key: str, amount: str, n: int) -> dict[str, Any]:
-    return cloud_event("pmo.project.cost_recorded", key, {
-        "amount": amount, "currency": "EUR", "incurred_on": "2026-05-01",
-        "category": "labour", "reference": f"inv-{n}"}, id_=f"cost-{key}-{n}")
 
 
 @pytest.fixture

@@ -44,28 +44,33 @@ def relay_all(relay: Relay) -> None:
         pass
 
 
+def fields(message: Any) -> tuple[int, int, int, str]:
+    """The ``pmo`` header as documented: ``<position> <prev_position> <version> <topic>``."""
+    position, prev, version, topic = (header(message, "pmo") or b"").decode().split(" ")
+    return int(position), int(prev), int(version), topic
+
+
 def check_log(messages: list[Any], app: PmoApplication) -> None:
     """Each stored event exactly once, store order per key, the prev_position chain whole."""
     notifications = app.recorder.select_notifications(None, 10**6)
-    positions = [int(header(m, "position") or 0) for m in messages]
+    positions = [fields(m)[0] for m in messages]
     assert sorted(positions) == [n.id for n in notifications]  # all, none twice
-    chain = {int(header(m, "position") or 0): int(header(m, "prev_position") or -1)
-             for m in messages}
+    chain = {fields(m)[0]: fields(m)[1] for m in messages}
     ordered = [n.id for n in notifications]
     assert [chain[p] for p in ordered] == [0, *ordered[:-1]]
     by_key: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
     for m in sorted(messages, key=lambda m: (m.partition, m.offset)):
-        by_key[m.key].append((int(header(m, "position") or 0), int(header(m, "version") or 0)))
+        by_key[m.key].append((fields(m)[0], fields(m)[2]))
     for key, seen in by_key.items():
         assert [p for p, _ in seen] == sorted(p for p, _ in seen), key
         assert [v for _, v in seen] == list(range(1, len(seen) + 1)), key
     stored = {n.id: n for n in notifications}
     decoder = EventDecoder.for_pmo()
     for m in messages:
-        n = stored[int(header(m, "position") or 0)]
+        n = stored[fields(m)[0]]
         assert m.value == n.state and m.key == str(n.originator_id).encode()
-        assert header(m, "topic") == n.topic.encode()
-        assert [k for k, _ in m.headers] == ["position", "prev_position", "version", "topic"]
+        assert fields(m)[3] == n.topic
+        assert [k for k, _ in m.headers] == ["pmo"]  # one header: see consumers.codec
         recorded = decoder.decode(m.value, m.headers, m.key)
         assert recorded.originator_id == n.originator_id
         assert recorded.originator_version == n.originator_version

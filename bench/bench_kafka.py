@@ -166,7 +166,9 @@ def _store_done(db: Db, name: str, topic: str, total: int) -> bool:
         return False
     # The audit holds back events whose predecessor is not in yet; once every message is
     # in, the last transaction has chained them all (checked, not assumed).
-    return name != "audit" or not db.query("SELECT 1 FROM pv_audit_pending LIMIT 1")
+    return name != "audit" or not db.query(
+        "SELECT 1 FROM pv_audit WHERE position > (SELECT COALESCE(MAX(position), 0) "
+        "FROM pv_audit_chain) LIMIT 1")
 
 
 def _fresh_group(settings: Settings, name: str) -> str:

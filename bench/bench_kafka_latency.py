@@ -69,8 +69,9 @@ def pipeline_latency(tmp: Path, settings: Settings) -> list[float]:
         while not stop.is_set():
             try:
                 with sqlite3.connect(views, timeout=30) as db:
-                    rows = db.execute("SELECT position, event_id FROM pv_audit "
-                                      "WHERE position > ?", (last,)).fetchall()
+                    rows = db.execute("SELECT a.position, a.event_id FROM pv_audit a "
+                                      "JOIN pv_audit_chain c ON c.position = a.position "
+                                      "WHERE a.position > ?", (last,)).fetchall()
             except sqlite3.OperationalError:
                 rows = []  # the view's tables are not there yet
             now = time.monotonic()

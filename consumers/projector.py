@@ -30,6 +30,11 @@ from projections.feed import RecordedEvent
 log = logging.getLogger(__name__)
 
 SESSION_TIMEOUT_MS = 10_000
+# Also the rebalance timeout: how long the coordinator waits for every member to rejoin.
+# A member killed in the middle of a rebalance stalls its whole group that long (seen in
+# the two-consumer kill test with kafka-python's default of 5 minutes); a step between
+# polls takes well under a second here.
+MAX_POLL_INTERVAL_MS = 30_000
 POLL_TIMEOUT_MS = 100
 MAX_RECORDS = 5000
 HIGH_WATER = "_position"  # the tracking key ProjectionService.status() reports
@@ -57,6 +62,7 @@ def events_consumer(settings: Settings, group: str, **overrides: Any) -> KafkaCo
         **client_options(settings), "group_id": group, "enable_auto_commit": False,
         "auto_offset_reset": "earliest", "max_poll_records": MAX_RECORDS,
         "session_timeout_ms": SESSION_TIMEOUT_MS, "heartbeat_interval_ms": 3000,
+        "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
         # Small per-partition fetches: every poll then holds a similar stretch of the
         # store's log from each partition, which the merge below puts back in order.
         "fetch_max_bytes": 64 * 1024 * 1024, "max_partition_fetch_bytes": 1024 * 1024,

@@ -49,7 +49,7 @@ class DocProjection(Projection):
                 docs[id_] = orjson.loads(doc)
         return docs
 
-    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
         ids = list({e.oid_hex: None for e in events})
         docs = self.load(tx, ids)
         changed: dict[str, Doc] = {}
@@ -122,7 +122,7 @@ class PortfolioProjection(DocProjection):
                 "CREATE TABLE IF NOT EXISTS pv_portfolio_history (id TEXT NOT NULL, "
                 "version {INT} NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (id, version))"]
 
-    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
         self._history: list[tuple[str, int, str]] = []
         super().apply(tx, events)
         tx.executemany("INSERT INTO pv_portfolio_history (id, version, doc) VALUES (?,?,?) "

@@ -1,21 +1,32 @@
 """The audit trail: every stored event, hash-chained in store order.
 
-hash(n) = SHA-256(prev_hash(n) || canonical(n)), where canonical(n) is
-``"{position}\\n{originator_id}\\n{version}\\n{topic}\\n"`` in UTF-8 followed by the
-exact stored state bytes, and prev_hash of the first event is 64 zeros. Any
-change to a stored event (its bytes, topic, version, position), a deletion or a
-reordering changes every later hash; ``verify`` recomputes the chain from the
-event store itself and names the first position where it breaks.
+For the event at ``position``:
 
-Ordering, what the caller must guarantee: the chain is appended strictly in
-store order. Each ``RecordedEvent`` should carry ``prev_position`` (the
-position of the previous event in the store's log, 0 for the first); an event
-is appended only once its predecessor is recorded, and events that arrive
-early (another Kafka partition lags) are held back in ``pv_audit_pending``, in
-the same transaction as the caller's tracking rows, so holding back is as
-durable as appending. Without ``prev_position`` the caller guarantees that the
-batch, sorted by position, continues the log with nothing missing (the
-embedded runner's case). Re-delivered positions are ignored.
+    digest(n) = SHA-256(canonical(n)), canonical(n) = ``"{position}\\n{originator_id}\\n
+                {version}\\n{topic}\\n"`` in UTF-8 followed by the exact stored state bytes
+    hash(n)   = SHA-256(prev_hash(n) || digest(n)), over the two hex strings in ASCII
+
+and prev_hash of the first event is 64 zeros. Any change to a stored event (its
+bytes, topic, version, position), a deletion or a reordering changes every later
+hash; ``verify`` recomputes the chain from the event store itself and names the
+first position where it breaks.
+
+Why two hashes: each event's digest needs only that event, so it is computed
+before the store's write lock is taken (``prepare``), by whichever process
+consumed the event; only the link, one SHA-256 of 128 bytes, is sequential.
+Several ``pmo consume audit`` processes (partitions split between them) thus
+overlap all but the link.
+
+Ordering: the chain is appended strictly in store order. Each ``RecordedEvent``
+should carry ``prev_position`` (the position of the previous event in the store's
+log, 0 for the first). Every event's row (``pv_audit``) is written when it
+arrives, with its digest; its link (``pv_audit_chain``: position, hash) once its
+predecessor's is: a row waits while another Kafka partition lags, and the
+transaction that brings the missing event links every waiting row the chain then
+reaches. Linked rows are thus always the log's prefix up to the head; reads show
+only those. Without ``prev_position``
+the caller guarantees that the batch, sorted by position, continues the log with
+nothing missing (the embedded runner's case). Re-delivered positions are ignored.
 """
 
 from __future__ import annotations
@@ -23,26 +34,39 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, cast
-from uuid import UUID
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from projections.base import Projection
+from projections.base import TRACKING_DDL, Projection
 from projections.db import Tx, chunks, in_list
 from projections.feed import RecordedEvent
 
 GENESIS = "0" * 64
-# Stored columns; kind, recorded_at (ISO) and prev_hash are derived when read (smaller rows,
-# faster replay): prev_hash is the hash of the row before in position order.
+# The columns reads show; kind, recorded_at (ISO) and prev_hash are derived when read
+# (smaller rows, faster replay): prev_hash is the hash of the row before in position order.
 COLUMNS = ("position", "aggregate_id", "store_id", "version", "type", "time", "recorded_us",
            "actor", "source", "event_id", "hash")
+# A row of pv_audit: the read columns but the hash (pv_audit_chain holds it), then what
+# chaining needs.
+ROW = (*COLUMNS[:-1], "prev_position", "digest")
+_P, _PREV, _DIGEST = 0, len(ROW) - 2, len(ROW) - 1
+UNCHAINED_PAGE = 1000
+
+
+def digest(position: int, originator_id: str, version: int, topic: str, state: bytes) -> str:
+    # One encode for the text part, then the stored bytes as they are.
+    return hashlib.sha256(f"{position}\n{originator_id}\n{version}\n{topic}\n".encode()
+                          + state).hexdigest()
+
+
+def link(prev_hash: str, event_digest: str) -> str:
+    return hashlib.sha256((prev_hash + event_digest).encode()).hexdigest()
 
 
 def chain_hash(prev_hash: str, position: int, originator_id: str, version: int, topic: str,
                state: bytes) -> str:
-    # The same bytes as prev_hash.encode() + canonical, built with one encode (per event).
-    return hashlib.sha256(f"{prev_hash}{position}\n{originator_id}\n{version}\n{topic}\n"
-                          .encode() + state).hexdigest()
+    """The hash of one event, from the one before (what ``verify`` recomputes)."""
+    return link(prev_hash, digest(position, originator_id, version, topic, state))
 
 
 class AuditTrailProjection(Projection):
@@ -50,7 +74,7 @@ class AuditTrailProjection(Projection):
 
     name = "audit"
     topics = ("pmo.",)
-    tables = ("pv_audit", "pv_audit_pending")
+    tables = ("pv_audit", "pv_audit_chain")
     deferred_indexes = ("pv_audit_store_id",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -63,128 +87,138 @@ class AuditTrailProjection(Projection):
             "CREATE TABLE IF NOT EXISTS pv_audit (position {PK_INT}, aggregate_id TEXT, "
             "store_id TEXT NOT NULL, version {INT} NOT NULL, type TEXT NOT NULL, time TEXT, "
             "recorded_us {INT} NOT NULL, actor TEXT, source TEXT, event_id TEXT, "
-            "hash TEXT NOT NULL)",
+            "prev_position {INT}, digest TEXT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS pv_audit_store_id ON pv_audit (store_id, version)",
-            "CREATE TABLE IF NOT EXISTS pv_audit_pending (position {PK_INT}, "
-            "prev_position {INT}, originator_id TEXT NOT NULL, version {INT} NOT NULL, "
-            "topic TEXT NOT NULL, state {BLOB} NOT NULL)",
+            # The chain, apart: a row of pv_audit is written once, when its event arrives,
+            # and its link once its predecessor's is (both appends, never an update).
+            "CREATE TABLE IF NOT EXISTS pv_audit_chain (position {PK_INT}, "
+            "hash TEXT NOT NULL)",
         ]
+
+    def create_tables(self) -> None:
+        self._drop_older_layout()
+        super().create_tables()
+
+    def _drop_older_layout(self) -> None:
+        """A trail written before the digest column (one hash over the whole event) is
+        dropped with its positions: the runner or consumer rebuilds it from the start."""
+        columns = self.db.columns("pv_audit")
+        if not columns or "digest" in columns:
+            return
+        with self.db.transaction() as tx:
+            tx.execute("DROP TABLE pv_audit")
+            tx.execute("DROP TABLE IF EXISTS pv_audit_pending")
+            tx.execute(self.db.ddl(TRACKING_DDL))
+            tx.execute("DELETE FROM pv_tracking WHERE projection = ?", (self.name,))
 
     def clear(self, *, rebuilding: bool = False) -> None:
         self._keys.clear()
         super().clear(rebuilding=rebuilding)
 
-    def head(self, tx: Tx) -> tuple[int, str]:
-        rows = tx.query("SELECT position, hash FROM pv_audit ORDER BY position DESC LIMIT 1")
-        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
-
-    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
-        last, prev_hash = self.head(tx)
-        new = [e for e in events if e.position > last]
-        if any(a.position >= b.position for a, b in itertools.pairwise(new)):
-            new = sorted({e.position: e for e in new}.values(), key=_position)
-        # Held events come in position order, a page at a time and only their positions:
-        # when a partition lags, thousands wait, and the chain usually stops long before
-        # the last of them (reading them all, in full, every batch halved the consumer).
-        first = _held_page(tx, last)
-        candidates: Iterable[RecordedEvent | _Pending] = new
-        if first:
-            candidates = heapq.merge(new, _held_stream(tx, first), key=_position)
-        chain: list[RecordedEvent | _Pending] = []
-        for c in candidates:
-            if c.position <= last:
-                continue  # a held event delivered again: the merge gives the new copy first
-            expected = c.prev_position
-            if expected is not None and expected != last:
-                break  # its predecessor has not arrived yet: hold back this and later ones
-            chain.append(c)
-            last = c.position
-        chained = self._load_held(tx, chain) if first else cast(list[RecordedEvent], chain)
-        self._head = last
-        self._resolve_keys(tx, chained)
+    def prepare(self, events: Sequence[RecordedEvent]) -> list[tuple[Any, ...]]:
+        """The batch's rows, hash left out, in position order: all the per-event work."""
+        if any(a.position >= b.position for a, b in itertools.pairwise(events)):
+            events = sorted({e.position: e for e in events}.values(), key=_position)
+        self._resolve_keys(events)
         keys = self._keys
         rows = []
-        for e in chained:
+        for e in events:
             sid = e.oid_hex
-            h = chain_hash(prev_hash, e.position, sid, e.originator_version, e.topic, e.state)
             p = e.payload
             time = p.get("time")
             rows.append((e.position, keys.get(sid), sid, e.originator_version, e.topic,
                          time["_data_"] if type(time) is dict else time, e.recorded_us,
-                         p.get("actor"), p.get("source"), p.get("event_id"), h))
-            prev_hash = h
-        tx.insert_many("pv_audit", COLUMNS, rows)
-        if first:
-            tx.executemany("DELETE FROM pv_audit_pending WHERE position <= ?", [(last,)])
-        # A re-delivered event that is held already keeps its row (DO NOTHING).
-        tx.executemany(
-            "INSERT INTO pv_audit_pending (position, prev_position, originator_id, version, "
-            "topic, state) VALUES (?,?,?,?,?,?) ON CONFLICT (position) DO NOTHING",
-            [(e.position, e.prev_position, e.oid_hex, e.originator_version, e.topic, e.state)
-             for e in new if e.position > last])
+                         p.get("actor"), p.get("source"), p.get("event_id"), e.prev_position,
+                         digest(e.position, sid, e.originator_version, e.topic, e.state)))
+        return rows
 
-    @staticmethod
-    def _load_held(tx: Tx, chained: list[RecordedEvent | _Pending]) -> list[RecordedEvent]:
-        """``chained`` with each held event read back in full from ``pv_audit_pending``."""
-        wanted = [c.position for c in chained if isinstance(c, _Pending)]
-        if not wanted:
-            return cast(list[RecordedEvent], chained)
-        full = {}
-        for part in chunks(wanted):
-            for pos, prev, oid, version, topic, state in tx.query(
-                    "SELECT position, prev_position, originator_id, version, topic, state "
-                    f"FROM pv_audit_pending WHERE position IN {in_list(len(part))}", part):
-                full[pos] = _held(pos, prev, oid, version, topic, bytes(state))
-        return [full[c.position] if isinstance(c, _Pending) else c for c in chained]
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
+        rows: list[tuple[Any, ...]] = prepared if prepared is not None else self.prepare(events)
+        last, prev_hash = self.head(tx)
+        new = [r for r in rows if r[_P] > last]
+        highest = tx.query("SELECT MAX(position) FROM pv_audit")[0][0]
+        waiting = highest is not None and highest > last  # rows wait for a predecessor
+        if waiting and new:
+            # Rows already waiting may come again (a re-delivery): keep the stored ones.
+            again: set[int] = set()
+            for part in chunks([r[_P] for r in new]):
+                again.update(p for (p,) in tx.query(
+                    f"SELECT position FROM pv_audit WHERE position IN {in_list(len(part))}",
+                    part))
+            if again:
+                new = [r for r in new if r[_P] not in again]
+        candidates: Iterator[tuple[Any, ...]] = iter(new)
+        if waiting:
+            candidates = heapq.merge(new, _waiting(tx, last), key=_first)
+        links: list[tuple[int, str]] = []
+        for c in candidates:
+            expected = c[_PREV]
+            if expected is not None and expected != last:
+                break  # its predecessor has not arrived yet: this and later ones wait
+            prev_hash = link(prev_hash, c[_DIGEST])
+            last = c[_P]
+            links.append((last, prev_hash))
+        self._head = last
+        tx.insert_many("pv_audit", ROW, new)
+        tx.insert_many("pv_audit_chain", ("position", "hash"), links)
+
+    def head(self, tx: Tx) -> tuple[int, str]:
+        """(position, hash) of the chain's last link."""
+        rows = tx.query("SELECT position, hash FROM pv_audit_chain ORDER BY position DESC "
+                        "LIMIT 1")
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
 
     def applied_position(self, events: Sequence[RecordedEvent]) -> int:
-        # The chain's head: events held back for a missing predecessor are not applied yet.
+        # The chain's head: rows waiting for a missing predecessor are not applied yet.
         return self._head
 
-    def _resolve_keys(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+    def _resolve_keys(self, events: Sequence[RecordedEvent]) -> None:
         for e in events:
             if e.originator_version == 1 and "key" in e.payload:
                 self._keys[e.oid_hex] = e.payload["key"]
         missing = list({e.oid_hex for e in events} - self._keys.keys())
         for part in chunks(missing):
-            for sid, key in tx.query("SELECT store_id, aggregate_id FROM pv_audit WHERE "
-                                     f"version = 1 AND store_id IN {in_list(len(part))}", part):
+            for sid, key in self.db.query("SELECT store_id, aggregate_id FROM pv_audit WHERE "
+                                          f"version = 1 AND store_id IN {in_list(len(part))}",
+                                          part):
                 if key is not None:
                     self._keys[sid] = key
 
     def count(self) -> int:
-        return int(self.db.query("SELECT COUNT(*) FROM pv_audit")[0][0])
+        """Events in the chain (rows waiting for a predecessor are not counted)."""
+        return int(self.db.query("SELECT COUNT(*) FROM pv_audit_chain")[0][0])
+
+    def waiting(self) -> int:
+        """Rows written but not yet chained (their predecessor has not arrived)."""
+        return int(self.db.query(
+            "SELECT COUNT(*) FROM pv_audit WHERE position > (SELECT COALESCE(MAX(position), 0) "
+            "FROM pv_audit_chain)")[0][0])
 
 
-HELD_PAGE = 1000
-
-
-def _held_page(tx: Tx, after: int) -> list[_Pending]:
-    return [_Pending(pos, prev) for pos, prev in tx.query(
-        "SELECT position, prev_position FROM pv_audit_pending WHERE position > ? "
-        "ORDER BY position LIMIT ?", (after, HELD_PAGE))]
-
-
-def _held_stream(tx: Tx, page: list[_Pending]) -> Iterator[_Pending]:
-    """The held events from ``page`` on, in position order, read a page at a time."""
+def _waiting(tx: Tx, after: int) -> Iterator[tuple[Any, ...]]:
+    """Unchained rows after ``after`` as (position, ..., prev_position, digest), in order,
+    read a page at a time: the chain usually stops long before the last of them."""
     while True:
-        yield from page
-        if len(page) < HELD_PAGE:
+        page = tx.query("SELECT position, prev_position, digest FROM pv_audit WHERE "
+                        "position > ? ORDER BY position LIMIT ?",
+                        (after, UNCHAINED_PAGE))
+        for position, prev, event_digest in page:
+            yield _as_row(position, prev, event_digest)
+        if len(page) < UNCHAINED_PAGE:
             return
-        page = _held_page(tx, page[-1].position)
+        after = page[-1][0]
 
 
-def _position(event: RecordedEvent | _Pending) -> int:
+_FILLER = (None,) * (_PREV - 1)
+
+
+def _as_row(position: int, prev: int | None, event_digest: str) -> tuple[Any, ...]:
+    return (position, *_FILLER, prev, event_digest)
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+def _position(event: RecordedEvent) -> int:
     return event.position
-
-
-class _Pending(NamedTuple):
-    """A held event before its turn: all the chain needs to place it."""
-
-    position: int
-    prev_position: int | None
-
-
-def _held(pos: int, prev: int | None, oid: str, version: int, topic: str,
-          state: bytes) -> RecordedEvent:
-    return RecordedEvent(pos, UUID(oid), version, topic, state, None, prev)

@@ -25,8 +25,10 @@ from projections.feed import from_micros, micros
 
 ENTRY = ("position", "aggregate_id", "store_id", "kind", "version", "type", "time",
          "recorded_at", "actor", "source", "event_id", "hash", "prev_hash")
-_SELECT = (f"SELECT {', '.join('a.' + c for c in COLUMNS)}, (SELECT p.hash FROM pv_audit p "
-           "WHERE p.position < a.position ORDER BY p.position DESC LIMIT 1) FROM pv_audit a")
+# Only linked rows (the join): a row waiting for its predecessor is not in the chain yet.
+_SELECT = (f"SELECT {', '.join('a.' + c for c in COLUMNS[:-1])}, c.hash, (SELECT p.hash "
+           "FROM pv_audit_chain p WHERE p.position < a.position ORDER BY p.position DESC "
+           "LIMIT 1) FROM pv_audit a JOIN pv_audit_chain c ON c.position = a.position")
 BATCH = 2000
 
 

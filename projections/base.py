@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from itertools import compress
 from operator import attrgetter
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from projections.db import Db, Tx
 from projections.feed import RecordedEvent
@@ -52,9 +52,18 @@ class Projection(ABC):
     def ddl(self) -> list[str]:
         """CREATE statements of this projection's tables (idempotent)."""
 
+    def prepare(self, events: Sequence[RecordedEvent]) -> Any:
+        """Work on the batch that needs no transaction (default: none), handed to ``apply``.
+
+        ``process`` runs it before taking the store's write lock: processes of one
+        projection (``pmo consume`` scaled out) then overlap it instead of queueing.
+        """
+        return None
+
     @abstractmethod
-    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
-        """Apply the batch (only the topics of this projection) inside ``tx``."""
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
+        """Apply the batch (only the topics of this projection) inside ``tx``; ``prepared``
+        is what ``prepare`` made of these events, or None (then ``apply`` does it all)."""
 
     def create_tables(self) -> None:
         with self.db.transaction() as tx:
@@ -62,16 +71,18 @@ class Projection(ABC):
                 tx.execute(self.db.ddl(statement))
 
     def process(self, events: Sequence[RecordedEvent], tracking: Mapping[str, int]) -> None:
+        mine = self.mine(events)
+        prepared = self.prepare(mine) if mine else None
         with self.db.transaction() as tx:
-            self.process_in(tx, events, tracking)
+            self.process_in(tx, events, tracking, prepared)
         self.changed()
 
     def process_in(self, tx: Tx, events: Sequence[RecordedEvent],
-                   tracking: Mapping[str, int]) -> None:
+                   tracking: Mapping[str, int], prepared: Any = None) -> None:
         """``process`` inside a transaction the caller holds (several projections in one)."""
         mine = self.mine(events)
         if mine:
-            self.apply(tx, mine)
+            self.apply(tx, mine, prepared)
         tx.executemany(UPSERT_TRACKING, [(self.name, k, int(v)) for k, v in tracking.items()])
         if events:
             tx.executemany(MAX_TRACKING, [

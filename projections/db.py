@@ -211,6 +211,14 @@ class Db:
         with conn.cursor() as cursor:
             return Tx(cursor, self.kind).query(sql, params)
 
+    def columns(self, table: str) -> set[str]:
+        """The column names of ``table`` (empty: no such table)."""
+        if self.kind == "sqlite":
+            return {str(r[1]) for r in self.query(f"PRAGMA table_info({table})")}
+        return {str(r[0]) for r in self.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = ?", (table,))}
+
     def close(self) -> None:
         with self._guard:
             for conn in self._connections:

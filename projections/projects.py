@@ -90,7 +90,7 @@ class ProjectProjection(DocProjection):
             "version {INT} NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (id, version))",
         ]
 
-    def apply(self, tx: Tx, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
         self._history: list[tuple[str, int, int, str, str]] = []
         self._snapshots: list[tuple[str, int, str]] = []
         super().apply(tx, events)

@@ -206,14 +206,15 @@ def test_two_consumers_split_partitions_and_one_dying_changes_no_total(tmp_path:
     inbound = as_inbound(base + rest)
     for start in range(0, len(inbound), 1000):
         ingest.submit(inbound[start:start + 1000])
-    names = ("projects", "portfolios", "managers")
+    # The audit too: two processes link one chain, each writing the rows of its partitions.
+    names = ("projects", "portfolios", "managers", "audit")
     pair = [Worker(settings, tmp_path, "consume", *names) for _ in range(2)]
     kafka_producer = producer(settings, linger_ms=10)
     relay = Relay(app.recorder, kafka_producer, settings.topic(EVENTS), batch=1000)
     try:
         # Eager rebalancing: once both hold 3 of the 6 partitions, the split is done.
-        wait_for(lambda: all(w.log().count("projects: assigned") >= 1 and _holds(w, 3)
-                             for w in pair), "both consumers assigned", workers=pair)
+        wait_for(lambda: all(_holds(w, 3, n) for w in pair for n in ("projects", "audit")),
+                 "both consumers assigned", workers=pair)
         relay.step()
         wait_for(lambda: stores.consumed("projects") >= 1000, "both consuming", workers=pair)
         while relay.position < expected // 3:
@@ -224,10 +225,15 @@ def test_two_consumers_split_partitions_and_one_dying_changes_no_total(tmp_path:
             time.sleep(0.05)
         wait_for(lambda: all(stores.consumed(n) >= expected for n in names),
                  "the survivor finishing", timeout_s=120, workers=pair[1:])
-        assert _holds(pair[1], 6)  # it took over the dead one's partitions
-        got = views(ProjectionService(Db(settings.projection_store)))
+        # The survivor took over the dead one's partitions.
+        assert _holds(pair[1], 6) and _holds(pair[1], 6, "audit")
+        service = ProjectionService(Db(settings.projection_store))
+        got = views(service)
         for name, body in expected_views.items():
             assert got[name] == body, name
+        assert verify(service.db, app) == {"ok": True, "checked": expected}
+        assert service.audit.waiting() == 0
+        service.close()
     finally:
         kafka_producer.close()
         app.close()
@@ -236,7 +242,7 @@ def test_two_consumers_split_partitions_and_one_dying_changes_no_total(tmp_path:
         stores.close()
 
 
-def _holds(worker: Worker, partitions: int) -> bool:
-    """The worker's latest assignment of ``projects`` has this many partitions."""
-    lines = [x for x in worker.log().splitlines() if "projects: assigned" in x]
+def _holds(worker: Worker, partitions: int, name: str = "projects") -> bool:
+    """The worker's latest assignment of projection ``name`` has this many partitions."""
+    lines = [x for x in worker.log().splitlines() if f"{name}: assigned" in x]
     return bool(lines) and lines[-1].count("pmo.events:") == partitions

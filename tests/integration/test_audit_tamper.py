@@ -77,7 +77,7 @@ def test_verify_finds_a_rewritten_trail(recorded: tuple[PmoApplication, Projecti
                                                         Path]) -> None:
     app, service, _ = recorded
     with service.db.transaction() as tx:
-        tx.execute("UPDATE pv_audit SET hash = ? WHERE position = 3", ("f" * 64,))
+        tx.execute("UPDATE pv_audit_chain SET hash = ? WHERE position = 3", ("f" * 64,))
     assert verify(service.db, app) == {"ok": False, "broken_at": 3}
 
 
@@ -99,3 +99,33 @@ def test_trail_filters_pages_and_exports(recorded: tuple[PmoApplication, Project
     assert [orjson.loads(line) for line in lines] == everything
     csv_lines = b"".join(export_csv(service.db, AuditFilter())).decode().splitlines()
     assert csv_lines[0].startswith("position,aggregate_id") and len(csv_lines) == len(lines) + 1
+
+
+def test_a_trail_of_the_older_layout_is_dropped_and_rebuilt(tmp_path: Path) -> None:
+    """Before the digest column the trail hashed whole events in one step: such a table is
+    dropped with the audit's positions (not the other views'), and rebuilt from the store."""
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    app = build_application(settings)
+    seed(Publisher(app))
+    with sqlite3.connect(settings.projection_store.path) as conn:
+        conn.execute("CREATE TABLE pv_audit (position INTEGER PRIMARY KEY, aggregate_id TEXT, "
+                     "store_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, "
+                     "time TEXT, recorded_us INTEGER NOT NULL, actor TEXT, source TEXT, "
+                     "event_id TEXT, hash TEXT NOT NULL)")
+        conn.execute("INSERT INTO pv_audit VALUES (1, 'P', 'x', 1, 'pmo.portfolio.opened', "
+                     "NULL, 0, NULL, NULL, NULL, ?)", ("a" * 64,))
+        conn.execute("CREATE TABLE pv_audit_pending (position INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE pv_tracking (projection TEXT NOT NULL, key TEXT NOT NULL, "
+                     "value INTEGER NOT NULL, PRIMARY KEY (projection, key))")
+        conn.executemany("INSERT INTO pv_tracking VALUES (?, 'store', 1)",
+                         [("audit",), ("projects",)])
+    service = build_projections(settings)
+    assert "digest" in service.db.columns("pv_audit")
+    assert service.db.columns("pv_audit_pending") == set()
+    assert service.audit.tracking() == {}  # starts again from the first event
+    assert service.projects.tracking() == {"store": 1}  # the other views keep theirs
+    EmbeddedRunner(app, service).catch_up()
+    stored = len(app.recorder.select_notifications(None, 10**6))
+    assert verify(service.db, app) == {"ok": True, "checked": stored}
+    service.close()
+    app.close()

@@ -23,6 +23,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from consumers.codec import EventDecoder
+from consumers.membership import Membership
 from consumers.topics import EVENTS, client_options, group_id, subscribe
 from pmo.settings import Settings
 from projections.feed import RecordedEvent
@@ -95,19 +96,49 @@ class SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class ProjectionConsumer:
     def __init__(self, settings: Settings, projection: ProjectionLike,
-                 decoder: EventDecoder, consumer: KafkaConsumer | None = None) -> None:
+                 decoder: EventDecoder, consumer: KafkaConsumer | None = None,
+                 membership: Membership | None = None) -> None:
         self.projection = projection
         self._decoder = decoder
-        self._consumer = consumer or events_consumer(
-            settings, projection_group(settings, projection.name))
-        subscribe(self._consumer, [settings.topic(EVENTS)], listener=SeekToStored(
-            self._consumer, projection.tracking, projection.name))
+        self._settings = settings
+        # A member kafka-python leaves stuck in a rebalance is replaced (see
+        # consumers.membership); not one the caller made and passed in.
+        self._membership: Membership | None = None
+        if consumer is None:
+            self._membership = membership or Membership()
+            consumer = self._join()
+        else:
+            self._subscribe(consumer)
+        self._consumer = consumer
         self.applied = 0
         # The highest position applied, for GET /v1/projections (with several
         # consumers of one group, each reports its own: an approximation of the head).
         self._high = projection.tracking().get(HIGH_WATER, 0)
 
+    def _subscribe(self, consumer: KafkaConsumer) -> None:
+        subscribe(consumer, [self._settings.topic(EVENTS)], listener=SeekToStored(
+            consumer, self.projection.tracking, self.projection.name))
+
+    def _join(self) -> KafkaConsumer:
+        consumer = events_consumer(self._settings,
+                                   projection_group(self._settings, self.projection.name))
+        self._subscribe(consumer)
+        return consumer
+
+    def _replace_if_stuck(self) -> None:
+        if self._membership is None or not self._membership.stuck(self._consumer):
+            return
+        log.warning("%s: the group member has not been stable for %.0f s; joining afresh",
+                    self.projection.name, self._membership.limit_s)
+        try:
+            self._consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception:  # a stuck member may fail to leave; it is dropped anyway
+            log.exception("%s: closing the stuck member failed", self.projection.name)
+        self._membership.reset()
+        self._consumer = self._join()
+
     def step(self, timeout_ms: int = POLL_TIMEOUT_MS) -> int:
+        self._replace_if_stuck()
         polled = self._consumer.poll(timeout_ms=timeout_ms)
         if not polled:
             return 0

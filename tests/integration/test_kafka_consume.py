@@ -18,6 +18,7 @@ import pytest
 from consumers.codec import EventDecoder
 from consumers.deadletters import KafkaRefusalSink, producer
 from consumers.ingest_worker import InboundWorker, inbound_consumer
+from consumers.membership import Membership
 from consumers.positions import RelayPositions
 from consumers.projector import ProjectionConsumer
 from consumers.publisher import to_kafka
@@ -166,3 +167,23 @@ def test_consumers_resume_from_the_offsets_in_the_view_store_not_from_kafka(
         projection.set_tracking({k: 0 for k in projection.tracking() if ":" in k})
     consume_all(consumed.settings, consumed.service, consumed.stored)  # all read again ...
     assert tables(consumed.service) == consumed.views  # ... and skipped: applied once
+
+
+def test_a_member_stuck_in_a_rebalance_is_replaced_and_its_view_completes(
+        consumed: Consumed, tmp_path: Path) -> None:
+    # What kafka-python 3.0.12 was seen to do (consumers.membership): a member left in the
+    # rebalancing state for good. Simulated on a live member, on a fresh view store.
+    service = ProjectionService(Db(StoreUrl.parse(f"sqlite:///{tmp_path / 'again.sqlite'}")))
+    consumer = ProjectionConsumer(consumed.settings, service.audit, EventDecoder.for_pmo(),
+                                  membership=Membership(limit_s=0.5))
+    until(consumer.step, lambda: consumer.applied > 0)
+    stuck = consumer._consumer
+    stuck._coordinator.state = "<rebalancing>"
+    until(consumer.step, lambda: consumer._consumer is not stuck, timeout_s=30)
+    until(consumer.step, lambda: service.audit.count() == consumed.stored)
+    assert service.audit.waiting() == 0
+    rows = tables(service)
+    for table in service.audit.tables:
+        assert rows[table] == consumed.views[table], table
+    consumer.close()
+    service.close()

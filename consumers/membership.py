@@ -1,0 +1,50 @@
+"""Replacing a consumer-group member that kafka-python has left stuck in a rebalance.
+
+Seen with kafka-python 3.0.12, in the test that kills one of two ``pmo consume``
+processes (about 1 run in 4 with the CPU busy): one member's ``audit`` consumer stayed
+in the rebalancing state for good, heartbeats off, still fetching the partitions of
+its old assignment, while the coordinator had evicted it and handed every partition
+to the other member; once that one was killed, nobody consumed the projection again.
+
+kafka-python's public API does not show a member's state, so ``Membership`` reads
+the coordinator's (private) ``state`` defensively: a member that has not been stable
+for ``limit_s`` is reported stuck, and its owner closes it and joins afresh. That is
+safe here because positions live in the projection store: the new member seeks to
+them when it is assigned partitions. The limit is above the longest normal rebalance
+(the rebalance timeout plus a session timeout), so a healthy member is never
+replaced; a broker that is down makes the member rejoin every ``limit_s``, which is
+harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+STABLE = "<stable>"  # kafka.structs.MemberState.STABLE
+STUCK_AFTER_S = 60.0
+
+
+class Membership:
+    def __init__(self, limit_s: float = STUCK_AFTER_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit_s = limit_s
+        self._clock = clock
+        self._unstable_since: float | None = None
+
+    def stuck(self, consumer: Any) -> bool:
+        """True once ``consumer`` has been out of the stable state for over ``limit_s``."""
+        state = getattr(getattr(consumer, "_coordinator", None), "state", STABLE)
+        if state == STABLE:
+            self._unstable_since = None
+            return False
+        now = self._clock()
+        if self._unstable_since is None:
+            self._unstable_since = now
+            return False
+        return now - self._unstable_since > self.limit_s
+
+    def reset(self) -> None:
+        """A new member: its time starts again."""
+        self._unstable_since = None

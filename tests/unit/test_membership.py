@@ -1,0 +1,52 @@
+"""When a consumer-group member counts as stuck (see consumers.membership)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from consumers.membership import Membership
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def member(state: str) -> SimpleNamespace:
+    return SimpleNamespace(_coordinator=SimpleNamespace(state=state))
+
+
+def test_a_member_out_of_the_stable_state_past_the_limit_is_stuck() -> None:
+    clock = Clock()
+    watch = Membership(limit_s=60, clock=clock)
+    rebalancing = member("<rebalancing>")
+    assert not watch.stuck(rebalancing)  # the clock starts now
+    clock.now = 60.0
+    assert not watch.stuck(rebalancing)  # a long rebalance is not yet a stuck one
+    clock.now = 60.5
+    assert watch.stuck(rebalancing)
+
+
+def test_being_stable_in_between_starts_the_time_again() -> None:
+    clock = Clock()
+    watch = Membership(limit_s=60, clock=clock)
+    assert not watch.stuck(member("<unjoined>"))
+    clock.now = 50.0
+    assert not watch.stuck(member("<stable>"))
+    clock.now = 100.0
+    assert not watch.stuck(member("<rebalancing>"))  # unstable again only since 100
+    clock.now = 159.0
+    assert not watch.stuck(member("<rebalancing>"))
+    clock.now = 161.0
+    assert watch.stuck(member("<rebalancing>"))
+    watch.reset()  # a new member replaced it
+    assert not watch.stuck(member("<unjoined>"))
+
+
+def test_a_consumer_without_the_expected_internals_is_never_reported() -> None:
+    watch = Membership(limit_s=0, clock=Clock())
+    assert not watch.stuck(object())
+    assert not watch.stuck(object())

@@ -18,8 +18,8 @@
   last position). A long-running consumer joins once, so the rate after the join
   is the one that matters; the rate with the join included is printed beside it.
   Exactness is checked after every run: each view table is equal, row for row, to
-  the one-process run's (the audit's whole hash chain included), nothing is left
-  held back, and the offsets are the topic's end.
+  the one-process run's (the audit's whole hash chain included), no audit row is
+  left unlinked, and the offsets are the topic's end.
 - floor: ONE bare kafka-python consumer in a consumer group reading the same topic
   and touching each value. It stays one process on purpose: it is "what a bare
   kafka-python consumer reads of these messages here", the yardstick for the cost
@@ -164,8 +164,8 @@ def _store_done(db: Db, name: str, topic: str, total: int) -> bool:
     offsets = sum(int(v) for k, v in tracking if str(k).startswith(f"{topic}:"))
     if offsets < total:
         return False
-    # The audit holds back events whose predecessor is not in yet; once every message is
-    # in, the last transaction has chained them all (checked, not assumed).
+    # The audit links an event once its predecessor is in; once every message is in, the
+    # last transaction has linked them all (checked, not assumed).
     return name != "audit" or not db.query(
         "SELECT 1 FROM pv_audit WHERE position > (SELECT COALESCE(MAX(position), 0) "
         "FROM pv_audit_chain) LIMIT 1")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 STABLE = "<stable>"  # kafka.structs.MemberState.STABLE
-STUCK_AFTER_S = 60.0
+STUCK_AFTER_S = 45.0
 
 
 class Membership:

@@ -224,7 +224,7 @@ def test_two_consumers_split_partitions_and_one_dying_changes_no_total(tmp_path:
         while relay.step():
             time.sleep(0.05)
         wait_for(lambda: all(stores.consumed(n) >= expected for n in names),
-                 "the survivor finishing", timeout_s=120, workers=pair[1:])
+                 "the survivor finishing", timeout_s=180, workers=pair[1:])
         # The survivor took over the dead one's partitions.
         assert _holds(pair[1], 6) and _holds(pair[1], 6, "audit")
         service = ProjectionService(Db(settings.projection_store))

@@ -15,7 +15,7 @@ import heapq
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
@@ -23,6 +23,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.deadletters import KafkaRefusalSink
 from consumers.inbound import origin, read
+from consumers.membership import Membership
 from consumers.retry import commit
 from consumers.topics import INBOUND, client_options, group_id, subscribe
 from ingest.service import Inbound, Result
@@ -53,12 +54,36 @@ def inbound_consumer(settings: Settings) -> KafkaConsumer:
 
 class InboundWorker:
     def __init__(self, settings: Settings, ingest: Submitter, sink: KafkaRefusalSink,
-                 consumer: KafkaConsumer) -> None:
+                 consumer: KafkaConsumer,
+                 rejoin: Callable[[], KafkaConsumer] | None = None,
+                 membership: Membership | None = None) -> None:
         self._settings = settings
         self._ingest = ingest
         self._sink = sink
         self._consumer = consumer
+        # With ``rejoin``, a member kafka-python leaves stuck in a rebalance is replaced
+        # by a new one (consumers.membership); the group's committed offsets, written
+        # only after each batch is stored, say where it resumes.
+        self._rejoin = rejoin
+        self._membership = (membership or Membership()) if rejoin is not None else None
         self.outcomes: Counter[str] = Counter()
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+    def _replace_if_stuck(self) -> None:
+        if self._rejoin is None or self._membership is None:
+            return
+        if not self._membership.stuck(self._consumer):
+            return
+        log.warning("ingest: the group member has not been stable for %.0f s; joining afresh",
+                    self._membership.limit_s)
+        try:
+            self._consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception:  # a stuck member may fail to leave; it is dropped anyway
+            log.exception("ingest: closing the stuck member failed")
+        self._membership.reset()
+        self._consumer = self._rejoin()
 
     def run(self, stop: threading.Event) -> None:
         batches = 0
@@ -71,6 +96,7 @@ class InboundWorker:
 
     def step(self) -> int:
         """One batch, end to end; returns how many messages it handled."""
+        self._replace_if_stuck()
         polled = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS,
                                      max_records=self._settings.ingest_batch_size)
         # Partitions keep order per subject only. Merging them by producer timestamp

@@ -24,11 +24,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     app = build_application(settings)
     kafka_producer = producer(settings)
     sink = KafkaRefusalSink(kafka_producer, settings)
-    consumer = inbound_consumer(settings)
+    worker = InboundWorker(settings, build_ingest(app, sink), sink, inbound_consumer(settings),
+                           rejoin=lambda: inbound_consumer(settings))
     try:
-        InboundWorker(settings, build_ingest(app, sink), sink, consumer).run(stop)
+        worker.run(stop)
     finally:
-        consumer.close(autocommit=False)
+        worker.close()
         kafka_producer.close()
         app.close()
     return 0

@@ -53,7 +53,8 @@ def store() -> Iterator[Store]:
         app.close()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
 @given(data=st.data())
 def test_consumers_of_partitions_build_the_embedded_trail(store: Store, data: st.DataObject
                                                            ) -> None:

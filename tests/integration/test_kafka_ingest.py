@@ -13,6 +13,7 @@ import pytest
 from bench.workload import event
 from consumers.deadletters import KafkaRefusalSink, producer
 from consumers.ingest_worker import InboundWorker, inbound_consumer
+from consumers.membership import Membership
 from consumers.rejections import RejectionConsumer
 from consumers.topics import DLQ, INBOUND, REJECTED
 from domain.application import PmoApplication
@@ -169,3 +170,24 @@ def test_dead_letters_reach_the_rejection_log(pipeline: Pipeline) -> None:
         restarted.step()
     restarted.close()
     assert log.counts() == {"dlq": 1, "rejected": 1}
+
+
+def test_a_member_stuck_in_a_rebalance_is_replaced_and_nothing_is_lost(
+        pipeline: Pipeline) -> None:
+    # What kafka-python 3.0.12 was seen to do (consumers.membership), simulated on a live
+    # member: its replacement resumes from the group's committed offsets.
+    pipeline.consumer.close(autocommit=False)
+    settings = pipeline.settings
+    worker = InboundWorker(settings, build_ingest(pipeline.app, pipeline.sink), pipeline.sink,
+                           inbound_consumer(settings), rejoin=lambda: inbound_consumer(settings),
+                           membership=Membership(limit_s=0.5))
+    produce(settings.topic(INBOUND), [structured(OPEN), structured(REGISTER)])
+    until(worker.step, lambda: sum(worker.outcomes.values()) >= 2)
+    stuck = worker._consumer
+    stuck._coordinator.state = "<rebalancing>"
+    until(worker.step, lambda: worker._consumer is not stuck, timeout_s=30)
+    pipeline.consumer = worker._consumer  # closed by the fixture
+    produce(settings.topic(INBOUND), [structured(PROPOSE)])
+    until(worker.step, lambda: sum(worker.outcomes.values()) >= 3)
+    assert dict(worker.outcomes) == {"accepted": 3}  # nothing read twice, nothing lost
+    assert pipeline.stored() == 3

@@ -88,13 +88,15 @@ def relay_once(app: Any, settings: Settings) -> tuple[float, float]:
     rate = relay.published / (time.perf_counter() - started)
     floor_topic = settings.topic("floor")
     ensure_topics(settings, ["floor"])
-    started = time.perf_counter()
+    messages = []  # the same messages, made before the clock: the floor only sends
     prev = 0
-    futures = []
     for n in notifications:
-        key, value, headers = encode(n, prev)
-        futures.append(kafka_producer.send(floor_topic, key=key, value=value, headers=headers))
+        messages.append(encode(n, prev))
         prev = n.id
+    started = time.perf_counter()
+    futures = []
+    for key, value, headers in messages:
+        futures.append(kafka_producer.send(floor_topic, key=key, value=value, headers=headers))
     kafka_producer.flush(timeout=SEND_TIMEOUT_S)
     for f in futures:
         f.get(timeout=SEND_TIMEOUT_S)

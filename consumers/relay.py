@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
+from uuid import UUID
 
+from eventsourcing.persistence import Mapper
 from kafka import KafkaProducer
 
 from consumers.codec import encode
@@ -34,8 +36,10 @@ BATCH = 5000
 
 class Relay:
     def __init__(self, recorder: Any, kafka_producer: KafkaProducer, topic: str,
-                 idle_s: float = 0.02, batch: int = BATCH) -> None:
+                 idle_s: float = 0.02, batch: int = BATCH,
+                 mapper: Mapper[UUID] | None = None) -> None:
         self._recorder = recorder
+        self._mapper = mapper  # for a configured cipher or compressor (see codec.encode)
         self._producer = kafka_producer
         self._topic = topic
         self._positions = RelayPositions(recorder)
@@ -61,7 +65,7 @@ class Relay:
         futures = []
         prev = self.position
         for n in notifications:
-            key, value, headers = encode(n, prev)
+            key, value, headers = encode(n, prev, self._mapper)
             futures.append(self._producer.send(self._topic, key=key, value=value,
                                                headers=headers))
             prev = n.id

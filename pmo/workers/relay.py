@@ -26,7 +26,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     kafka_producer = producer(settings, batch_size=256 * 1024, linger_ms=10)
     try:
         Relay(app.recorder, kafka_producer, settings.topic(EVENTS),
-              idle_s=settings.poll_interval_ms / 1000).run(stop)
+              idle_s=settings.poll_interval_ms / 1000, mapper=app.mapper).run(stop)
     finally:
         kafka_producer.close()
         app.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,12 @@ def relay_all(relay: Relay) -> None:
         pass
 
 
-def fields(message: Any) -> tuple[int, int, int, str]:
-    """The ``pmo`` header as documented: ``<position> <prev_position> <version> <topic>``."""
-    position, prev, version, topic = (header(message, "pmo") or b"").decode().split(" ")
-    return int(position), int(prev), int(version), topic
+def fields(message: Any) -> tuple[int, int, int, str, str]:
+    """The ``pmo`` header as documented:
+    ``<position> <prev_position> <version> <recorded_at> <topic>``."""
+    position, prev, version, recorded_at, topic = (
+        header(message, "pmo") or b"").decode().split(" ")
+    return int(position), int(prev), int(version), topic, recorded_at
 
 
 def check_log(messages: list[Any], app: PmoApplication) -> None:
@@ -75,6 +78,7 @@ def check_log(messages: list[Any], app: PmoApplication) -> None:
         assert recorded.originator_id == n.originator_id
         assert recorded.originator_version == n.originator_version
         assert recorded.recorded_at == app.mapper.to_domain_event(n).timestamp
+        assert datetime.fromisoformat(fields(m)[4]) == recorded.recorded_at
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

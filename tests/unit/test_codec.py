@@ -19,11 +19,12 @@ def notification(position: int, originator_id: UUID, version: int = 3,
 
 
 def test_a_message_carries_the_notification_in_one_header_and_the_stored_bytes() -> None:
+    # position, prev_position, version, recording time (the value's timestamp), type
     oid = uuid4()
     key, value, headers = encode(notification(42, oid), prev_position=41)
     assert key == str(oid).encode()
     assert value == STATE  # unchanged: the audit hash covers these bytes
-    assert headers == [("pmo", b"42 41 3 pmo.project.cost_recorded")]
+    assert headers == [("pmo", b"42 41 3 2026-03-01T10:00:00+00:00 pmo.project.cost_recorded")]
 
 
 def test_decode_gives_back_what_encode_wrote() -> None:
@@ -55,8 +56,8 @@ def test_decode_still_reads_the_earlier_forms() -> None:
 
 @pytest.mark.parametrize("headers", [
     [],
-    [("pmo", b"12 11 3")],  # a field missing
-    [("pmo", b"12 x 3 pmo.project.started")],  # not a number
+    [("pmo", b"12 11 3 pmo.project.started")],  # a field missing
+    [("pmo", b"12 x 3 2026-03-01T10:00:00+00:00 pmo.project.started")],  # not a number
     [("position", b"1"), ("version", b"1")],  # an earlier form, incomplete
 ])
 def test_a_message_that_is_not_a_pmo_event_is_refused_with_its_headers_named(

@@ -71,20 +71,6 @@ class InboundWorker:
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 
-    def _replace_if_stuck(self) -> None:
-        if self._rejoin is None or self._membership is None:
-            return
-        if not self._membership.stuck(self._consumer):
-            return
-        log.warning("ingest: the group member has not been stable for %.0f s; joining afresh",
-                    self._membership.limit_s)
-        try:
-            self._consumer.close(autocommit=False, timeout_ms=5000)
-        except Exception:  # a stuck member may fail to leave; it is dropped anyway
-            log.exception("ingest: closing the stuck member failed")
-        self._membership.reset()
-        self._consumer = self._rejoin()
-
     def run(self, stop: threading.Event) -> None:
         batches = 0
         while not stop.is_set():
@@ -96,7 +82,9 @@ class InboundWorker:
 
     def step(self) -> int:
         """One batch, end to end; returns how many messages it handled."""
-        self._replace_if_stuck()
+        if self._rejoin is not None and self._membership is not None:
+            self._consumer = self._membership.replace_if_stuck(self._consumer, self._rejoin,
+                                                               "ingest")
         polled = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS,
                                      max_records=self._settings.ingest_batch_size)
         # Partitions keep order per subject only. Merging them by producer timestamp

@@ -18,9 +18,13 @@ harmless.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+C = TypeVar("C")
 
 STABLE = "<stable>"  # kafka.structs.MemberState.STABLE
 STUCK_AFTER_S = 45.0
@@ -48,3 +52,16 @@ class Membership:
     def reset(self) -> None:
         """A new member: its time starts again."""
         self._unstable_since = None
+
+    def replace_if_stuck(self, consumer: C, rejoin: Callable[[], C], name: str) -> C:
+        """``consumer``; or, once it is stuck, a new member from ``rejoin`` (it closed)."""
+        if not self.stuck(consumer):
+            return consumer
+        log.warning("%s: the group member has not been stable for %.0f s; joining afresh",
+                    name, self.limit_s)
+        try:
+            consumer.close(autocommit=False, timeout_ms=5000)  # type: ignore[attr-defined]
+        except Exception:  # a stuck member may fail to leave; it is dropped anyway
+            log.exception("%s: closing the stuck member failed", name)
+        self.reset()
+        return rejoin()

@@ -125,20 +125,10 @@ class ProjectionConsumer:
         self._subscribe(consumer)
         return consumer
 
-    def _replace_if_stuck(self) -> None:
-        if self._membership is None or not self._membership.stuck(self._consumer):
-            return
-        log.warning("%s: the group member has not been stable for %.0f s; joining afresh",
-                    self.projection.name, self._membership.limit_s)
-        try:
-            self._consumer.close(autocommit=False, timeout_ms=5000)
-        except Exception:  # a stuck member may fail to leave; it is dropped anyway
-            log.exception("%s: closing the stuck member failed", self.projection.name)
-        self._membership.reset()
-        self._consumer = self._join()
-
     def step(self, timeout_ms: int = POLL_TIMEOUT_MS) -> int:
-        self._replace_if_stuck()
+        if self._membership is not None:
+            self._consumer = self._membership.replace_if_stuck(
+                self._consumer, self._join, self.projection.name)
         polled = self._consumer.poll(timeout_ms=timeout_ms)
         if not polled:
             return 0

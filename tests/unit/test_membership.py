@@ -50,3 +50,29 @@ def test_a_consumer_without_the_expected_internals_is_never_reported() -> None:
     watch = Membership(limit_s=0, clock=Clock())
     assert not watch.stuck(object())
     assert not watch.stuck(object())
+
+
+class FakeMember:
+    def __init__(self, state: str, fails_to_close: bool = False) -> None:
+        self._coordinator = SimpleNamespace(state=state)
+        self.closed = False
+        self._fails = fails_to_close
+
+    def close(self, autocommit: bool = True, timeout_ms: int | None = None) -> None:
+        self.closed = True
+        if self._fails:
+            raise RuntimeError("UnknownMemberIdError")
+
+
+def test_a_stuck_member_is_closed_and_replaced_and_a_healthy_one_kept() -> None:
+    clock = Clock()
+    watch = Membership(limit_s=10, clock=clock)
+    healthy = FakeMember("<stable>")
+    assert watch.replace_if_stuck(healthy, lambda: FakeMember("<unjoined>"), "audit") is healthy
+    stuck = FakeMember("<rebalancing>", fails_to_close=True)  # leaving fails: still replaced
+    assert watch.replace_if_stuck(stuck, lambda: FakeMember("<unjoined>"), "audit") is stuck
+    clock.now = 11.0
+    fresh = watch.replace_if_stuck(stuck, lambda: FakeMember("<unjoined>"), "audit")
+    assert fresh is not stuck and stuck.closed and not fresh.closed
+    clock.now = 15.0
+    assert watch.replace_if_stuck(fresh, lambda: FakeMember("<unjoined>"), "audit") is fresh

@@ -59,6 +59,7 @@ from consumers.relay import Relay
 from consumers.topics import EVENTS, client_options, ensure_topics, subscribe
 from pmo.bootstrap import build_application, build_ingest
 from pmo.settings import Settings
+from projections.audit import UNLINKED
 from projections.db import Db
 from projections.service import build_projections
 
@@ -168,9 +169,7 @@ def _store_done(db: Db, name: str, topic: str, total: int) -> bool:
         return False
     # The audit links an event once its predecessor is in; once every message is in, the
     # last transaction has linked them all (checked, not assumed).
-    return name != "audit" or not db.query(
-        "SELECT 1 FROM pv_audit WHERE position > (SELECT COALESCE(MAX(position), 0) "
-        "FROM pv_audit_chain) LIMIT 1")
+    return name != "audit" or not db.query(f"SELECT 1 {UNLINKED} LIMIT 1")
 
 
 def _fresh_group(settings: Settings, name: str) -> str:

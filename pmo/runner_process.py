@@ -26,7 +26,6 @@ import contextlib
 import logging
 import multiprocessing
 import threading
-import time
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -161,14 +160,8 @@ class RunnerProcess:
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """True once every projection has applied the store up to ``position``."""
-        deadline = time.monotonic() + timeout
         with self._done:
-            while self._position < position:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._done.wait(left)
-        return True
+            return self._done.wait_for(lambda: self._position >= position, timeout)
 
     def status(self) -> list[dict[str, Any]]:
         rows = self._service.status(self._app.recorder.max_notification_id() or 0)

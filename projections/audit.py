@@ -51,6 +51,9 @@ COLUMNS = ("position", "aggregate_id", "store_id", "version", "type", "time", "r
 ROW = (*COLUMNS[:-1], "prev_position", "digest")
 _P, _PREV, _DIGEST = 0, len(ROW) - 2, len(ROW) - 1
 UNCHAINED_PAGE = 1000
+# The rows written but not linked yet: their predecessor has not arrived.
+UNLINKED = ("FROM pv_audit WHERE position > (SELECT COALESCE(MAX(position), 0) "
+            "FROM pv_audit_chain)")
 
 
 def digest(position: int, originator_id: str, version: int, topic: str, state: bytes) -> str:
@@ -190,9 +193,7 @@ class AuditTrailProjection(Projection):
 
     def waiting(self) -> int:
         """Rows written but not yet chained (their predecessor has not arrived)."""
-        return int(self.db.query(
-            "SELECT COUNT(*) FROM pv_audit WHERE position > (SELECT COALESCE(MAX(position), 0) "
-            "FROM pv_audit_chain)")[0][0])
+        return int(self.db.query(f"SELECT COUNT(*) {UNLINKED}")[0][0])
 
 
 def _waiting(tx: Tx, after: int) -> Iterator[tuple[Any, ...]]:

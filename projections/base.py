@@ -74,13 +74,17 @@ class Projection(ABC):
         mine = self.mine(events)
         prepared = self.prepare(mine) if mine else None
         with self.db.transaction() as tx:
-            self.process_in(tx, events, tracking, prepared)
+            self._apply_tracked(tx, events, mine, tracking, prepared)
         self.changed()
 
     def process_in(self, tx: Tx, events: Sequence[RecordedEvent],
-                   tracking: Mapping[str, int], prepared: Any = None) -> None:
+                   tracking: Mapping[str, int]) -> None:
         """``process`` inside a transaction the caller holds (several projections in one)."""
-        mine = self.mine(events)
+        self._apply_tracked(tx, events, self.mine(events), tracking, None)
+
+    def _apply_tracked(self, tx: Tx, events: Sequence[RecordedEvent],
+                       mine: Sequence[RecordedEvent], tracking: Mapping[str, int],
+                       prepared: Any) -> None:
         if mine:
             self.apply(tx, mine, prepared)
         tx.executemany(UPSERT_TRACKING, [(self.name, k, int(v)) for k, v in tracking.items()])

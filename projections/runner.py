@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -90,14 +89,9 @@ class EmbeddedRunner:
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """True once every projection has applied the store up to ``position``."""
-        deadline = time.monotonic() + timeout
         with self._done:
-            while min(self._positions.values(), default=0) < position:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._done.wait(left)
-        return True
+            return self._done.wait_for(
+                lambda: min(self._positions.values(), default=0) >= position, timeout)
 
     def status(self) -> list[dict[str, Any]]:
         store_max = self.app.recorder.max_notification_id() or 0

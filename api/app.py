@@ -6,7 +6,7 @@ import threading
 
 from fastapi import FastAPI
 
-from api import problems
+from api import dashboard, problems
 from api.auth import KeyRing
 from api.deps import Services
 from api.fastpath import CachedViews
@@ -55,6 +55,7 @@ def create_app(services: Services) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router)
         routes += module.router.routes
+    dashboard.install(app)  # the page at /, its assets, /v1/whoami and /v1/stream
     # Added innermost first: metrics see every answer, the body limit's 413 and the
     # cached views included.
     app.add_middleware(CachedViews, services=services, keyring=app.state.keyring,

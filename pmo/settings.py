@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     runner_process: bool = Field(
         True, description="pmo serve, embedded: feed the views from a child process "
         "(a core of its own) rather than a thread of the API process")
+    dashboard_max_streams: int = Field(
+        32, ge=1, description="open live streams (GET /v1/stream) the dashboard may hold at once")
 
     @field_validator("event_store_url", "projection_store_url")
     @classmethod

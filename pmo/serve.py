@@ -46,7 +46,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
           file=sys.stderr, flush=True)
     try:
         uvicorn.run(create_app(services), host=args.host, port=args.port,
-                    log_level=args.log_level, access_log=not args.no_access_log)
+                    log_level=args.log_level, access_log=not args.no_access_log,
+                    # an open dashboard holds a live stream (GET /v1/stream): stopping the
+                    # server waits this long for it, not until the stream ends
+                    timeout_graceful_shutdown=5)
     finally:
         if services.runner is not None:
             services.runner.stop()

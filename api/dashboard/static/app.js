@@ -212,7 +212,10 @@
       title: "Projects",
       controls() {
         const form = h("form", { class: "filters", "aria-label": "Filter and sort projects" });
-        const field = (name, label, input) => h("label", {}, label, " ", input);
+        const field = (name, label, input) => {
+          input.id = `f-${name}`;
+          return h("span", {}, h("label", { for: input.id }, label), " ", input);
+        };
         const select = (name, values) => h("select", { name }, h("option", { value: "" }, "any"),
           values.map((v) => h("option", { value: v, selected: state[name] === v }, v.replace("_", " "))));
         form.append(
@@ -580,12 +583,13 @@
     }
     $("#error").hidden = true;
     for (const b of document.querySelectorAll("#tabs button")) b.hidden = b.dataset.role ? !roles.has(b.dataset.role) : false;
-    $("#tabs").hidden = false;
-    $("#timebar").hidden = false;
     await detectValidAt();
     await setUpTime();
     connectStream();
-    await refresh(true);
+    const first = refresh(true);
+    $("#tabs").hidden = false;
+    $("#timebar").hidden = false;
+    await first;
   }
 
   function signOut(message) {

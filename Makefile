@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PMO_TEST_POSTGRES_URL ?= postgresql://pmo:pmo@127.0.0.1:5432/pmo
 export PMO_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
+# Playwright drives Debian's chromium (scripts/chromium-local.sh); it never fetches a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: run test lint unit bench services stop-services clean
 
@@ -16,6 +18,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@echo "pmo-ledger: the dashboard will be at http://127.0.0.1:8000/ (sign in with a key of PMO_API_KEYS)"
+	@echo "  no data yet? load the demo portfolio first: $(BIN)/pmo demo"
+	@echo "  (or while it serves: PMO_DEMO_API_KEY=<key> $(BIN)/pmo demo --api http://127.0.0.1:8000)"
 	$(BIN)/pmo serve
 
 services:
@@ -28,6 +33,7 @@ lint: $(STAMP)
 	scripts/check-compose.sh
 
 test: $(STAMP) services lint
+	scripts/chromium-local.sh
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: $(STAMP)

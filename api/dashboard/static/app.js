@@ -548,6 +548,7 @@
       $("#body").replaceChildren(body);
       $("#error").hidden = true;
       document.body.dataset.rendered = String(token);
+      performance.mark(`pmo:rendered:${name}`); // read by bench/bench_dashboard.py
     } catch (e) {
       if (token !== renderToken) return;
       showError(e.status === 404 ? `Not found: ${e.message}` : e.message);
@@ -698,8 +699,17 @@
     if (wasLive) slider.value = slider.max;
     showAsOf();
     $("#livestate").textContent = `live: views at ${d.store}, updated ${new Date().toLocaleTimeString()}`;
-    if (lastSeq !== null && d.seq !== lastSeq) refresh();
+    if (lastSeq !== null && d.seq !== lastSeq) liveRefresh();
     lastSeq = d.seq;
+  }
+  // While events pour in, one refresh at a time, and one more after it if the views moved
+  // meanwhile: the panel is never more than one refresh behind, the API never flooded.
+  let refreshing = false, again = false;
+  async function liveRefresh() {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    try { await refresh(); } finally { refreshing = false; }
+    if (again) { again = false; liveRefresh(); }
   }
 
   function start() {

@@ -130,6 +130,8 @@ async def stream(request: Request, _: Viewer, services: ServicesDep) -> Streamin
     async def frames() -> AsyncIterator[bytes]:
         ends = time.monotonic() + LIFETIME_S
         try:
+            event.clear()  # what it was set for is in this first frame
+            sent = watch.seq
             yield b"retry: 1000\n" + watch.frame()
             while time.monotonic() < ends:
                 try:
@@ -140,7 +142,9 @@ async def stream(request: Request, _: Viewer, services: ServicesDep) -> Streamin
                 event.clear()
                 if await request.is_disconnected():
                     return
-                yield watch.frame()
+                if watch.seq != sent:  # each frame says something new
+                    sent = watch.seq
+                    yield watch.frame()
         finally:
             watch.unsubscribe(event)
 

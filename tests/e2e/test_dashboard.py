@@ -341,6 +341,11 @@ def test_a_viewer_key_sees_no_auditor_panel_and_no_as_of(page: Page) -> None:
     assert page.tab.locator("nav button[data-panel=audit]").is_hidden()
     assert page.tab.locator("nav button[data-panel=rejections]").is_hidden()
     assert page.tab.locator("#asof-box").is_hidden()
+    # valid_at is offered exactly when the API says it takes it (its OpenAPI document).
+    spec = httpx.get(f"{page.base}/openapi.json", timeout=10).json()
+    takes = any(p["name"] == "valid_at" for p in
+                spec["paths"]["/v1/portfolios/{portfolio_id}"]["get"].get("parameters", []))
+    assert page.tab.locator("#validat-box").is_visible() == takes
     page.panel("project")
     page.tab.get_by_label("Project id").fill("PRJ-001")
     page.tab.get_by_role("button", name="Show").click()

@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     proposal,
     wait_until_up,
 )
+from tests.kafka_support import Worker, kafka_settings, wait_for
 
 KEYS = json.dumps({"k": ["publisher", "viewer", "auditor"], "v": ["viewer"], "p": ["publisher"]})
 
@@ -134,3 +135,46 @@ def test_open_streams_are_bounded(base: str) -> None:
         time.sleep(0.2)
     assert again.status_code == 200
 
+
+
+@pytest.mark.kafka
+def test_in_kafka_mode_the_page_is_served_and_the_stream_follows_the_consumers(
+        tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path)
+    port = free_port()
+    serve = Worker(settings, tmp_path, "serve", "--port", str(port), "--no-access-log")
+    serve.env["PMO_API_KEYS"] = KEYS
+    serve.stop()
+    serve.start()
+    workers = [serve, Worker(settings, tmp_path, "ingest"), Worker(settings, tmp_path, "relay"),
+               Worker(settings, tmp_path, "consume", "--all")]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{base}/healthz"), "the API", workers=workers)
+        assert httpx.get(f"{base}/").status_code == 200
+        with httpx.stream("GET", f"{base}/v1/stream", headers={"Authorization": "Bearer v"},
+                          timeout=30) as answer:
+            events = frames(answer.iter_lines())
+            first = orjson.loads(next(events)["data"])
+            queued = httpx.post(f"{base}/v1/events", content=orjson.dumps(portfolio("PF-K")),
+                                headers={"Authorization": "Bearer k",
+                                         "Content-Type": "application/json"}, timeout=30)
+            assert queued.status_code == 202
+            # The store moves first (ingest), then the consumers' views: read until they have.
+            while True:
+                moved = orjson.loads(next(events)["data"])
+                assert moved["seq"] > first["seq"]
+                if moved["store"] >= 1 and moved["positions"].get("portfolios", 0) >= 1:
+                    break
+        view = httpx.get(f"{base}/v1/portfolios/PF-K", headers={"Authorization": "Bearer v"})
+        assert view.status_code == 200
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

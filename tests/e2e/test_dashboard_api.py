@@ -69,7 +69,7 @@ def test_the_page_and_its_assets_need_no_key_and_load_nothing_from_elsewhere(bas
         answer = httpx.get(f"{base}/dashboard/static/{asset}")
         assert answer.status_code == 200 and f"/dashboard/static/{asset}" in page.text
         assert "https://" not in answer.text  # no CDN, no font or script from elsewhere
-    assert httpx.get(f"{base}/dashboard/static/nope.js").status_code == 404
+    assert_problem(httpx.get(f"{base}/dashboard/static/nope.js"), 404)
 
 
 def test_whoami_says_the_roles_of_the_key(base: str) -> None:

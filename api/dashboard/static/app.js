@@ -469,7 +469,7 @@
         table(["Time", "Overall", "Complete", "Summary"], statusReports.map((e) =>
           [e.time, badge(e.data.overall), `${e.data.percent_complete} %`, e.data.summary || ""])),
         h("h3", {}, "History"),
-        h("ol", { class: "timeline", id: "timeline" }, events.map((e) => h("li", {},
+        h("ol", { class: "timeline", id: "timeline", tabindex: 0, "aria-label": "History: each event with its time and its recording time" }, events.map((e) => h("li", {},
           h("b", {}, shortType(e.type)), ` #${e.version} · `,
           h("span", {}, "time ", h("time", { datetime: e.time }, e.time)), " · ",
           h("span", {}, "recorded ", h("time", { datetime: e.recorded_at }, e.recorded_at)),

@@ -82,7 +82,7 @@ class Page:
         self.tab.goto(f"{self.base}/{hash_}")
         self.tab.get_by_label("API key").fill(key)
         self.tab.get_by_role("button", name="Sign in").click()
-        self.tab.wait_for_selector("#tabs:not([hidden])", timeout=WAIT_MS)
+        self.tab.wait_for_selector("body[data-ready]", state="attached", timeout=WAIT_MS)
 
     def panel(self, name: str) -> None:
         self.tab.click(f"nav button[data-panel={name}]")
@@ -292,7 +292,7 @@ def test_the_time_control_shows_older_numbers_and_the_url_keeps_them(page: Page)
     assert re.search(r"as_of=[^&]+", shared) and ALL not in shared
     page.tab.goto(f"{base}/")
     page.tab.goto(shared)
-    page.tab.wait_for_selector("[data-portfolio]", timeout=WAIT_MS)
+    page.tab.wait_for_selector("body[data-ready]", state="attached", timeout=WAIT_MS)
     pid = live[0]["portfolio_id"]
     old = api(base, f"/v1/portfolios/{pid}", as_of=instant)
     page.tab.wait_for_function(

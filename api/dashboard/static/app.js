@@ -584,13 +584,20 @@
     }
     $("#error").hidden = true;
     for (const b of document.querySelectorAll("#tabs button")) b.hidden = b.dataset.role ? !roles.has(b.dataset.role) : false;
-    await detectValidAt();
-    await setUpTime();
+    // Nothing here delays the first panel but what it needs: valid_at's support only when
+    // the URL asks for a valid_at; the slider's range is set up beside the first render.
+    const detecting = detectValidAt().then(() => {
+      $("#validat-box").hidden = !validAt.supported;
+      $("#validat").value = state.valid_at || "";
+    });
+    if (state.valid_at) await detecting;
+    const timeReady = setUpTime();
     connectStream();
     const first = refresh(true);
     $("#tabs").hidden = false;
     $("#timebar").hidden = false;
-    await first;
+    await Promise.all([first, timeReady, detecting]);
+    document.body.dataset.ready = "1"; // the tests wait for it
   }
 
   function signOut(message) {
@@ -605,15 +612,13 @@
     $("#intro").hidden = false;
     $("#panel").replaceChildren();
     delete $("#panel").dataset.panel;
+    delete document.body.dataset.ready;
     if (message) showError(message); else $("#error").hidden = true;
   }
 
   // The as_of slider runs over stored positions 1..N (N = the store's last: live); each
   // position stands for the instant its event was recorded, read from the audit trail.
   async function setUpTime() {
-    const vbox = $("#validat-box");
-    vbox.hidden = !validAt.supported;
-    $("#validat").value = state.valid_at || "";
     const abox = $("#asof-box");
     abox.hidden = !roles.has("auditor");
     if (!roles.has("auditor")) return;

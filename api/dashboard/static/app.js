@@ -637,7 +637,9 @@
     showAsOf();
   }
   function showAsOf() {
-    $("#asof-out").textContent = state.as_of ? `as of ${state.as_of} (event ${$("#asof").value} of ${storeMax})` : "live";
+    const text = state.as_of ? `as of ${state.as_of} (event ${$("#asof").value} of ${storeMax})` : "live";
+    $("#asof-out").textContent = text;
+    $("#asof").setAttribute("aria-valuetext", text); // screen readers say the instant, not a number
   }
   let slideTimer = null;
   async function onSlide() {

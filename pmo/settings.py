@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         True, description="pmo serve, embedded: feed the views from a child process "
         "(a core of its own) rather than a thread of the API process")
 
+    view_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="the API's cache of rendered views, in bytes "
+        "(keys and bodies; oldest first out)")
+
     @field_validator("event_store_url", "projection_store_url")
     @classmethod
     def _parseable(cls, value: str | None) -> str | None:

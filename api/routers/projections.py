@@ -70,9 +70,28 @@ def status_items(services: Services) -> list[dict[str, Any]]:
     return services.projections.status(services.app.recorder.max_notification_id() or 0)
 
 
+# What a viewer reads in place of an error's text: exception messages can quote stored
+# data, SQL and paths, which are for auditors, admins and the service log (where the
+# runner writes them in full).
+GENERIC_ERROR = "failing; the detail is shown to auditors and in the service log"
+
+
+def redacted(value: Any) -> Any:
+    """``value`` with the text of every ``error``-like field replaced by ``GENERIC_ERROR``."""
+    if isinstance(value, dict):
+        return {k: GENERIC_ERROR if k.endswith("error") and isinstance(v, str)
+                else redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
 @router.get("/v1/projections", summary="Each projection: position, lag, last event, state")
-def projection_status(_: Viewer, services: ServicesDep) -> Response:
-    return json_response(orjson.dumps({"items": status_items(services), "next_cursor": None}))
+def projection_status(roles: Viewer, services: ServicesDep) -> Response:
+    items = status_items(services)
+    if not roles & {"auditor", "admin"}:
+        items = redacted(items)
+    return json_response(orjson.dumps({"items": items, "next_cursor": None}))
 
 
 @router.post("/v1/projections/{name}/rebuild", status_code=202,

@@ -12,43 +12,22 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
 import pytest
-from eventsourcing.domain import BaseAggregate
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from domain.base import PmoEvent, trigger
 from domain.manager import Manager
 from domain.portfolio import Portfolio
 from domain.program import Program
 from domain.project import Project
-from domain.values import Colour, Envelope, PmoType
+from domain.values import Colour, PmoType
 from pmo.bootstrap import build_services
 from pmo.settings import Settings
 from tests.e2e.conftest import AUDIT, KEYS, VIEW
+from tests.old_writer import OldWriter
 
 HUGE = Decimal("1e27")  # rounding it to cents needs 30 digits: beyond Decimal's 28
-
-
-class OldWriter:
-    """Stores events as an older, laxer version did: no ingest, no command checks."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def env(self) -> Envelope:
-        self.n += 1
-        return Envelope("urn:old-version", f"old-{self.n}", "legacy", datetime.now(UTC))
-
-    def create(self, cls: Any, event: type[PmoEvent], key: str, **data: Any) -> Any:
-        return cls._create(event, id=cls.id_for(key), key=key, **data,
-                           **self.env().as_kwargs())
-
-    def then(self, aggregate: BaseAggregate[UUID], event: type[PmoEvent], **data: Any) -> None:
-        trigger(aggregate, event, self.env(), **data)
 
 
 @pytest.fixture

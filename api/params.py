@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Query
 
 from api.problems import Problem
+from projections.lists import BadQuery, decode_key_cursor
 
 MAX_POSITION = 2**63 - 1  # a BIGINT: what both stores can compare against
 _POSITION = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() takes '²' too
@@ -40,6 +41,14 @@ def position_cursor(cursor: str | None, name: str = "cursor") -> int:
     if _POSITION.fullmatch(cursor) is None or int(cursor) > MAX_POSITION:
         raise invalid(f"{name}: not a cursor this route gave out")
     return int(cursor)
+
+
+def key_cursor(cursor: str | None) -> str | None:
+    """The id after which a list ordered by id (portfolios, managers) resumes."""
+    try:
+        return decode_key_cursor(cursor)
+    except BadQuery as e:
+        raise invalid(str(e)) from None
 
 
 def parse_instant(name: str, text: str | None) -> datetime | None:

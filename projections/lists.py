@@ -75,6 +75,28 @@ def decode_cursor(cursor: str, numeric: bool = False) -> tuple[Any, str]:
     return value, key
 
 
+def encode_key_cursor(key: str) -> str:
+    """The cursor of a list ordered by id alone (portfolios, managers)."""
+    return base64.urlsafe_b64encode(orjson.dumps([key])).decode()
+
+
+def decode_key_cursor(cursor: str | None) -> str | None:
+    """The id an ``encode_key_cursor`` cursor stands for, or ``BadQuery``."""
+    if cursor is None:
+        return None
+    bad = BadQuery("cursor: not a cursor this service gave out")
+    if len(cursor) > MAX_CURSOR or not cursor.isascii():
+        raise bad
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError):
+        raise bad from None
+    if not (isinstance(decoded, list) and len(decoded) == 1 and isinstance(decoded[0], str)
+            and "\x00" not in decoded[0]):
+        raise bad
+    return decoded[0]
+
+
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` literally anywhere (with ``ESCAPE '\\'``)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

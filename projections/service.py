@@ -37,7 +37,7 @@ from projections.base import LAST_EVENT_AT, REBUILDING, Projection
 from projections.cache import ViewCache
 from projections.db import Db
 from projections.feed import RecordedEvent, from_micros
-from projections.lists import ProjectQuery, encode_cursor, project_page
+from projections.lists import ProjectQuery, encode_cursor, encode_key_cursor, project_page
 from projections.projects import ProjectProjection
 from projections.rejections import RejectionLog
 from projections.views import manager_view, portfolio_view, program_view, project_view
@@ -154,8 +154,8 @@ class ProjectionService:
             docs = self.portfolios.all(cursor, limit + 1)
             items = [self._portfolio(d) for d in docs[:limit]]
             more = len(docs) > limit
-            return dumps({"items": items,
-                          "next_cursor": items[-1]["portfolio_id"] if more else None})
+            return dumps({"items": items, "next_cursor": encode_key_cursor(
+                items[-1]["portfolio_id"]) if more else None})
         body = self.cached(f"portfolios:{cursor}:{limit}", build)
         assert body is not None
         return body
@@ -194,8 +194,8 @@ class ProjectionService:
             docs = self.managers.all(cursor, limit + 1)
             items = [self._manager(d) for d in docs[:limit]]
             more = len(docs) > limit
-            return dumps({"items": items,
-                          "next_cursor": items[-1]["manager_id"] if more else None})
+            return dumps({"items": items, "next_cursor": encode_key_cursor(
+                items[-1]["manager_id"]) if more else None})
         body = self.cached(f"managers:{cursor}:{limit}", build)
         assert body is not None
         return body

@@ -64,8 +64,9 @@ class Edges:
                                "a NUL character is not allowed in a query parameter",
                                "invalid-request")
             return
-        scope = dict(scope)
-        scope["path"] = routed_path(raw)
+        if b"%" in raw:  # else the server's decoded path is the raw one already
+            scope = dict(scope)
+            scope["path"] = routed_path(raw)
         if scope["method"] == "HEAD":
             scope["method"] = "GET"
             await self.app(scope, receive, _without_body(send))

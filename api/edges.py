@@ -11,7 +11,7 @@
 - **HEAD works where GET does**: answered as the GET, without the body.
 - **A NUL** (``%00``) can be in no id and no parameter (PostgreSQL cannot even
   compare it): 404 in the path, 422 in the query, before any store sees it.
-- 405 carries ``Allow`` (with HEAD beside GET); the problem handler keeps it.
+- 405 carries ``Allow`` (with HEAD beside GET): see ``api.problems``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ class Edges:
             await self.app(scope, receive, send)
             return
         raw = scope.get("raw_path") or scope["path"].encode()
-        raw = raw.split(b"?", 1)[0]
         if b"%00" in raw or "\x00" in scope["path"]:
             await self._refuse(scope, receive, send, 404, "Not found",
                                "no resource has a NUL character in its id", "not-found")
@@ -65,13 +64,11 @@ class Edges:
                                "invalid-request")
             return
         if b"%" in raw:  # else the server's decoded path is the raw one already
-            scope = dict(scope)
-            scope["path"] = routed_path(raw)
+            scope = {**scope, "path": routed_path(raw)}
         if scope["method"] == "HEAD":
-            scope["method"] = "GET"
-            await self.app(scope, receive, _without_body(send))
-            return
-        await self.app(scope, receive, _allow_head(send))
+            scope = {**scope, "method": "GET"}
+            send = _without_body(send)
+        await self.app(scope, receive, send)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, title: str,
@@ -91,19 +88,3 @@ def _without_body(send: Send) -> Send:
         await send(message)
     return head_send
 
-
-def _allow_head(send: Send) -> Send:
-    async def allow_send(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 405:
-            headers = []
-            for name, value in message.get("headers", []):
-                if name.lower() == b"allow":
-                    methods = [m.strip() for m in value.decode("latin-1").split(",")]
-                    if "GET" in methods and "HEAD" not in methods:
-                        methods.append("HEAD")
-                    headers.append((name, ", ".join(sorted(methods)).encode("latin-1")))
-                    continue
-                headers.append((name, value))
-            message = {**message, "headers": headers}
-        await send(message)
-    return allow_send

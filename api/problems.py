@@ -68,9 +68,14 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized",
                  403: "Forbidden", 413: "Content too large"}.get(exc.status_code, "HTTP error")
-        # The router's own headers stay (405 carries ``Allow``).
+        # The router's own headers stay: 405 carries ``Allow``, where HEAD goes with GET
+        # (api.edges answers HEAD as GET).
+        headers = dict(exc.headers or {})
+        allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        if "GET" in allow and "HEAD" not in allow:
+            headers["Allow"] = ", ".join(sorted([*allow, "HEAD"]))
         return problem_response(exc.status_code, title, str(exc.detail), title.lower().replace(
-            " ", "-"), request.url.path, headers=exc.headers)
+            " ", "-"), request.url.path, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

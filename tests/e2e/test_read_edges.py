@@ -51,8 +51,12 @@ TIME_PARAMS = {"as_of", "since", "until", "valid_at"}
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", api_keys=KEYS, poll_interval_ms=5,
+def settings(store_url: str, tmp_path: Path) -> Settings:
+    """SQLite stores, or both stores in one fresh PostgreSQL schema (LIKE, NUL, cursors)."""
+    projection_url = (store_url if store_url.startswith("postgresql")
+                      else f"sqlite:///{tmp_path / 'projections.sqlite'}")
+    return Settings(data_dir=tmp_path / "data", event_store_url=store_url,
+                    projection_store_url=projection_url, api_keys=KEYS, poll_interval_ms=5,
                     view_cache_bytes=CACHE_BYTES, _env_file=None)  # type: ignore[call-arg]
 
 
@@ -63,6 +67,7 @@ def services(settings: Settings) -> Iterator[Services]:
     services.runner.start()
     yield services
     services.runner.stop()
+    services.projections.close()
 
 
 @pytest.fixture

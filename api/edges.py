@@ -41,7 +41,7 @@ def routed_path(raw_path: bytes) -> str:
 
 
 # Printable ASCII but the two characters that would change how a path splits or decodes
-# (``quote`` escapes everything else, non-ASCII as UTF-8, and ``Segment`` decodes it).
+# (``quote`` escapes everything else, non-ASCII as UTF-8; ``unescape_path_params`` decodes).
 _SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) not in "%/")
 
 
@@ -53,7 +53,9 @@ class Edges:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw = scope.get("raw_path") or scope["path"].encode()
+        # Without raw_path (the ASGI spec makes it optional) the decoded path is all there
+        # is: its '%' are kept literal, its '/' stay separators.
+        raw = scope.get("raw_path") or quote(scope["path"], safe="/" + _SAFE).encode()
         if b"%00" in raw or "\x00" in scope["path"]:
             await self._refuse(scope, receive, send, 404, "Not found",
                                "no resource has a NUL character in its id", "not-found")

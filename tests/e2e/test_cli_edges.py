@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -132,8 +133,14 @@ def test_pmo_publish_reports_a_broken_line_and_sends_the_others(tmp_path: Path) 
         assert process.returncode == 1, (out, err)
         assert "line 2:" in err and "Traceback" not in err
         assert "accepted': 2" in out
-        project = httpx.get(f"{base}/v1/projects/X1", headers={"Authorization": "Bearer k"})
-        assert project.status_code == 200
+        deadline = time.monotonic() + 30  # the views follow the store within moments
+        while True:
+            project = httpx.get(f"{base}/v1/projects/X1",
+                                headers={"Authorization": "Bearer k"})
+            if project.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert project.status_code == 200, project.text
 
 
 def test_pmo_publish_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:

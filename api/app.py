@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import dashboard, problems
 from api.auth import KeyRing
 from api.deps import Services
+from api.edges import Edges, unescape_path_params
 from api.fastpath import CachedViews
 from api.limits import BodyLimit
 from api.metrics import Metrics, RequestMetrics
@@ -43,7 +44,8 @@ def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="pmo-ledger", version="0.1.0", description=DESCRIPTION,
                   openapi_tags=[{"name": "events", "description": "publish what happened"},
                                 {"name": "history", "description": "stored events, for audit"},
-                                {"name": "operations", "description": "probes and metrics"}])
+                                {"name": "operations", "description": "probes and metrics"}],
+                  dependencies=[Depends(unescape_path_params)])
     app.state.services = services
     # Serialises submits to the ingestor (see api.routers.events); shared by every app of
     # these services, as the ingestor is.
@@ -62,4 +64,8 @@ def create_app(services: Services) -> FastAPI:
                        routes=routes)
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    # Outermost: ids percent-encoded in paths, HEAD, NUL (see api.edges). No redirect to
+    # the path with(out) a trailing slash: it would be built from a foreign Host header.
+    app.router.redirect_slashes = False
+    app.add_middleware(Edges)
     return app

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -57,6 +58,7 @@ class CachedViews:
     def _current(self, scope: Scope) -> bytes | None:
         path: str = scope["path"]
         prefix, _, ident = path.rpartition("/")
+        ident = unquote(ident)  # kept escaped by api.edges.Edges
         view = self.routes.get(prefix + "/")
         if view is None or not ident:
             return None

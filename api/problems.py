@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,7 +29,8 @@ class Problem(Exception):
 
 
 def problem_response(status: int, title: str, detail: str | None, kind: str,
-                     instance: str | None = None, **extra: Any) -> JSONResponse:
+                     instance: str | None = None, headers: Mapping[str, str] | None = None,
+                     **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": f"https://pmo-ledger.dev/problems/{kind}", "title": title,
                             "status": status}
     if detail:
@@ -36,8 +38,10 @@ def problem_response(status: int, title: str, detail: str | None, kind: str,
     if instance:
         body["instance"] = instance
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    sent = dict(headers or {})
+    if status == 401:
+        sent["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=sent or None)
 
 
 def install(app: FastAPI) -> None:
@@ -64,8 +68,14 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized",
                  403: "Forbidden", 413: "Content too large"}.get(exc.status_code, "HTTP error")
+        # The router's own headers stay: 405 carries ``Allow``, where HEAD goes with GET
+        # (api.edges answers HEAD as GET).
+        headers = dict(exc.headers or {})
+        allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        if "GET" in allow and "HEAD" not in allow:
+            headers["Allow"] = ", ".join(sorted([*allow, "HEAD"]))
         return problem_response(exc.status_code, title, str(exc.detail), title.lower().replace(
-            " ", "-"), request.url.path)
+            " ", "-"), request.url.path, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

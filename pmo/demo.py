@@ -43,9 +43,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr)
             return 2
         # Imported here: only this path needs the publisher (and its Kafka client).
-        from consumers.publisher import to_api  # noqa: PLC0415
+        from consumers.publisher import ApiError, to_api  # noqa: PLC0415
 
-        counts = to_api(args.api, key, (orjson.dumps(e) for e in events), batch=BATCH)
+        try:
+            counts = to_api(args.api, key, (orjson.dumps(e) for e in events), batch=BATCH)
+        except ApiError as e:
+            print(f"pmo demo: {e}", file=sys.stderr)
+            return 1
     else:
         counts = load(settings, events)
     print(f"pmo demo (seed {args.seed}): {len(events)} events: "

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     dashboard_max_streams: int = Field(
         32, ge=1, description="open live streams (GET /v1/stream) the dashboard may hold at once")
 
+    view_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="the API's cache of rendered views, in bytes "
+        "(keys and bodies; oldest first out)")
+
     @field_validator("event_store_url", "projection_store_url")
     @classmethod
     def _parseable(cls, value: str | None) -> str | None:

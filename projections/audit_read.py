@@ -97,12 +97,26 @@ def export_jsonl(db: Db, f: AuditFilter) -> Iterator[bytes]:
         yield orjson.dumps(item) + b"\n"
 
 
+# A cell a spreadsheet would read as a formula (CONTRACT section 10): publishers choose
+# subject, actor, source and id, so ``=HYPERLINK(...)`` must stay text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: None empty, and text that starts like a formula after a ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_csv(db: Db, f: AuditFilter) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(ENTRY)
     for count, item in enumerate(entries(db, f), 1):
-        writer.writerow(["" if item[k] is None else item[k] for k in ENTRY])
+        writer.writerow([csv_cell(item[k]) for k in ENTRY])
         if count % 500 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)

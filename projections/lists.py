@@ -1,7 +1,11 @@
 """The project list: filters, sort and keyset pagination over ``pv_projects``.
 
 A cursor is opaque to clients: base64 of the last item's sort value and id, so
-a page boundary stays put while projects are added or change.
+a page boundary stays put while projects are added or change. A cursor is read
+back only if it has exactly that shape, with a value of the sort's type that
+both stores can compare (finite, within a BIGINT; no NUL): anything else is
+``BadQuery``. ``q`` matches part of the name or id literally (``%``, ``_`` and
+``\\`` are escaped in the LIKE pattern, on SQLite and PostgreSQL alike).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ SORTS = {
     "planned_finish": "COALESCE(planned_finish, '')", "approved_budget": "COALESCE(bac, 0)",
     "actual_cost": "COALESCE(ac, 0)", "portfolio_id": "COALESCE(portfolio_id, '')",
 }
+
+
+NUMERIC_SORTS = frozenset({"priority", "approved_budget", "actual_cost"})
+MAX_CURSOR = 2048  # characters; the cursors given out are far shorter
+MAX_INT = 2**63 - 1
 
 
 class BadQuery(ValueError):
@@ -44,12 +53,54 @@ def encode_cursor(value: Any, key: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([value, key])).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[Any, str]:
+def decode_cursor(cursor: str, numeric: bool = False) -> tuple[Any, str]:
+    """The (sort value, key) of a cursor given out for a sort of that kind, or ``BadQuery``."""
+    bad = BadQuery("cursor: not a cursor this service gave out for this sort")
+    if len(cursor) > MAX_CURSOR or not cursor.isascii():
+        raise bad
     try:
-        value, key = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as e:
-        raise BadQuery(f"cursor: not a cursor this service gave out ({e})") from None
-    return value, str(key)
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError):
+        raise bad from None
+    if not (isinstance(decoded, list) and len(decoded) == 2 and isinstance(decoded[1], str)):
+        raise bad
+    value, key = decoded
+    if numeric:
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and abs(value) <= MAX_INT)  # also false for NaN
+    else:
+        ok = isinstance(value, str) and "\x00" not in value
+    if not ok or "\x00" in key:
+        raise bad
+    return value, key
+
+
+def encode_key_cursor(key: str) -> str:
+    """The cursor of a list ordered by id alone (portfolios, managers)."""
+    return base64.urlsafe_b64encode(orjson.dumps([key])).decode()
+
+
+def decode_key_cursor(cursor: str | None) -> str | None:
+    """The id an ``encode_key_cursor`` cursor stands for, or ``BadQuery``."""
+    if cursor is None:
+        return None
+    bad = BadQuery("cursor: not a cursor this service gave out")
+    if len(cursor) > MAX_CURSOR or not cursor.isascii():
+        raise bad
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError):
+        raise bad from None
+    if not (isinstance(decoded, list) and len(decoded) == 1 and isinstance(decoded[0], str)
+            and "\x00" not in decoded[0]):
+        raise bad
+    return decoded[0]
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (with ``ESCAPE '\\'``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def project_page(db: Db, query: ProjectQuery) -> tuple[list[str], str | None]:
@@ -74,11 +125,11 @@ def project_page(db: Db, query: ProjectQuery) -> tuple[list[str], str | None]:
             clause.append("overall = ?")
             args.append(query.health)
     if query.q:
-        clause.append("(LOWER(name) LIKE ? OR LOWER(key) LIKE ?)")
-        pattern = f"%{query.q.lower()}%"
+        clause.append("(LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(key) LIKE ? ESCAPE '\\')")
+        pattern = like_pattern(query.q.lower())
         args += [pattern, pattern]
     if query.cursor is not None:
-        value, key = decode_cursor(query.cursor)
+        value, key = decode_cursor(query.cursor, numeric=name in NUMERIC_SORTS)
         op = "<" if desc else ">"
         clause.append(f"({expr} {op} ? OR ({expr} = ? AND key {op} ?))")
         args += [value, value, key]

@@ -21,7 +21,7 @@ from projections.aggregates import DocProjection
 from projections.db import Tx
 from projections.feed import RecordedEvent
 from projections.folds import FIGURE_EVENTS, Doc, fold_project
-from projections.kpi import Figures, Kpis, project_kpis
+from projections.kpi import COMPUTE_ERRORS, Figures, Kpis, project_kpis, unreadable_kpis
 
 SNAPSHOT_EVERY = 100
 MEMO_LIMIT = 200_000  # figures kept with their KPIs (a few hundred bytes each)
@@ -47,6 +47,15 @@ def figures(fig: Sequence[Any]) -> Figures:
         forecast_eac=Decimal(fig[F_FORECAST]) if fig[F_FORECAST] is not None else None,
         planned_start=date.fromisoformat(fig[F_START]),
         baseline_finish=date.fromisoformat(fig[F_BASELINE]) if fig[F_BASELINE] else None)
+
+
+def kpis_of(fig: Sequence[Any], on: date) -> Kpis:
+    """The KPIs of stored figures on day ``on``; never raises (see ``projections.kpi``)."""
+    try:
+        f = figures(fig)
+    except COMPUTE_ERRORS as e:
+        return unreadable_kpis(e)
+    return project_kpis(f, on)
 
 
 class ProjectProjection(DocProjection):
@@ -141,7 +150,7 @@ class ProjectProjection(DocProjection):
             hit = memo.get(text)
             if hit is None or hit[1] != on:
                 fig = orjson.loads(text)
-                hit = memo[text] = (fig, on, project_kpis(figures(fig), on))
+                hit = memo[text] = (fig, on, kpis_of(fig, on))
             out.append((hit[0], hit[2]))
         return out
 

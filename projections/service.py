@@ -34,14 +34,16 @@ from projections import asof
 from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
 from projections.audit import AuditTrailProjection
 from projections.base import LAST_EVENT_AT, REBUILDING, Projection
+from projections.cache import ViewCache
 from projections.db import Db
 from projections.feed import RecordedEvent, from_micros
-from projections.lists import ProjectQuery, encode_cursor, project_page
+from projections.lists import ProjectQuery, encode_cursor, encode_key_cursor, project_page
 from projections.projects import ProjectProjection
 from projections.rejections import RejectionLog
 from projections.views import manager_view, portfolio_view, program_view, project_view
 
-CACHE_LIMIT = 20_000
+CACHE_LIMIT = 20_000  # entries; the bytes are bounded by ``cache_bytes``
+CACHE_BYTES = 64 * 1024 * 1024  # the default of PMO_VIEW_CACHE_BYTES
 # The cache key of each single view served by id, by its collection in the API's
 # paths: the routes and the API's fast path (api/fastpath.py) both key by these.
 VIEW_KEY_PREFIX = {"portfolios": "portfolio:", "projects": "project:", "programs": "program:",
@@ -54,13 +56,13 @@ def dumps(obj: Any) -> bytes:
 
 
 class ProjectionService:
-    def __init__(self, db: Db, refresh_s: float = 0.25) -> None:
+    def __init__(self, db: Db, refresh_s: float = 0.25, cache_bytes: int = CACHE_BYTES) -> None:
         self.db = db
         self.refresh_s = refresh_s
         self._generation = 0
         self._db_token: tuple[Any, ...] = ()
         self._checked_at = 0.0
-        self._cache: dict[str, tuple[tuple[Any, ...], bytes | None]] = {}
+        self._cache = ViewCache(cache_bytes, CACHE_LIMIT)
         self._lock = threading.Lock()
         self.portfolios = PortfolioProjection(db, self._changed)
         self.projects = ProjectProjection(db, self._changed)
@@ -96,6 +98,10 @@ class ProjectionService:
         with self._lock:
             self._generation += 1
 
+    @property
+    def view_cache(self) -> ViewCache:
+        return self._cache
+
     def invalidate(self) -> None:
         """Another process has just committed to the views: no cached body is current."""
         self._changed()
@@ -122,9 +128,7 @@ class ProjectionService:
         if hit is not None and hit[0] == token:
             return hit[1]
         body = build()
-        if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()  # crude but bounded: as-of keys are unbounded
-        self._cache[key] = (token, body)
+        self._cache.put(key, token, body)  # bounded in bytes and entries: keys are not
         return body
 
     # -- live views ---------------------------------------------------------------
@@ -150,8 +154,8 @@ class ProjectionService:
             docs = self.portfolios.all(cursor, limit + 1)
             items = [self._portfolio(d) for d in docs[:limit]]
             more = len(docs) > limit
-            return dumps({"items": items,
-                          "next_cursor": items[-1]["portfolio_id"] if more else None})
+            return dumps({"items": items, "next_cursor": encode_key_cursor(
+                items[-1]["portfolio_id"]) if more else None})
         body = self.cached(f"portfolios:{cursor}:{limit}", build)
         assert body is not None
         return body
@@ -190,8 +194,8 @@ class ProjectionService:
             docs = self.managers.all(cursor, limit + 1)
             items = [self._manager(d) for d in docs[:limit]]
             more = len(docs) > limit
-            return dumps({"items": items,
-                          "next_cursor": items[-1]["manager_id"] if more else None})
+            return dumps({"items": items, "next_cursor": encode_key_cursor(
+                items[-1]["manager_id"]) if more else None})
         body = self.cached(f"managers:{cursor}:{limit}", build)
         assert body is not None
         return body
@@ -239,7 +243,8 @@ def _today() -> date:
 
 def build_projections(settings: Settings) -> ProjectionService:
     """The projection service on the configured projection store (tables created here)."""
-    return ProjectionService(Db(settings.projection_store))
+    return ProjectionService(Db(settings.projection_store),
+                             cache_bytes=settings.view_cache_bytes)
 
 
 __all__ = ["ProjectionService", "build_projections", "encode_cursor"]

@@ -10,17 +10,30 @@ approved, active, on_hold and completed projects (what the envelope counts);
 budget x the project's contribution to the objective, divided by the
 portfolio's approved budget (None while that is 0). A manager's
 ``budget_variance`` sums BAC - EAC over the projects they are assigned to.
+
+Any stored value renders: a figure that cannot be computed from it is null, and
+the view's ``unavailable`` object (present only then) gives the reason by key.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from projections.folds import Doc
-from projections.kpi import ZERO, Kpis, on_time_rate, project_kpis, ratio, roll_up
+from projections.kpi import (
+    COMPUTE_ERRORS,
+    ZERO,
+    Kpis,
+    Unavailable,
+    exact_sum,
+    on_time_rate,
+    ratio,
+    roll_up,
+)
 from projections.projects import (
     F_BAC,
     F_BASELINE,
@@ -29,7 +42,7 @@ from projections.projects import (
     F_OVERALL,
     F_STATE,
     fig_of,
-    figures,
+    kpis_of,
 )
 
 STATES = ("proposed", "approved", "rejected", "active", "on_hold", "completed", "cancelled")
@@ -43,25 +56,42 @@ def _s(amount: Decimal | None) -> str | None:
 
 
 def _num(text: str | None) -> float | int | None:
+    """A stored decimal as a JSON number; None when it has none (not finite, unreadable)."""
     if text is None:
         return None
-    d = Decimal(text)
-    return int(d) if d == d.to_integral_value() else float(d)
+    try:
+        d = Decimal(text)
+        if not d.is_finite():
+            return None
+        if d == d.to_integral_value() and abs(d) < 2 ** 53:
+            return int(d)
+        value = float(d)
+    except COMPUTE_ERRORS:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _shown(view: dict[str, Any], unavailable: Unavailable) -> dict[str, Any]:
+    if unavailable:
+        view["unavailable"] = dict(unavailable)
+    return view
 
 
 def project_view(doc: Doc, on: date) -> dict[str, Any]:
-    k = project_kpis(figures(fig_of(doc)), on)
-    return {
+    k = kpis_of(fig_of(doc), on)
+    u = Unavailable(k.unavailable)
+    view = {
         "project_id": doc["project_id"], "portfolio_id": doc["portfolio_id"],
         "program_id": doc["program_id"], "name": doc["name"], "sponsor": doc["sponsor"],
         "state": doc["state"], "manager_id": doc["manager_id"], "priority": doc["priority"],
         "budget_requested": doc["budget_requested"], "approved_budget": doc["approved_budget"],
         "actual_cost": doc["actual_cost"], "estimate_at_completion": _s(k.eac),
-        "earned_value": str(k.ev), "planned_value": str(k.pv),
+        "earned_value": _s(k.ev), "planned_value": _s(k.pv),
         "planned_start": doc["planned_start"], "planned_finish": doc["planned_finish"],
         "baseline_finish": doc["baseline_finish"], "started_on": doc["started_on"],
         "finished_on": doc["finished_on"], "health": doc["health"],
-        "percent_complete": _num(doc["percent_complete"]),
+        "percent_complete": u.figure("percent_complete", lambda: _number(
+            doc["percent_complete"])),
         "milestones": [{"milestone_id": m_id, **m} for m_id, m in doc["milestones"].items()],
         "open_risks": [{"risk_id": r_id, "title": r["title"],
                         "probability": _num(r["probability"]), "impact": r["impact"]}
@@ -71,75 +101,118 @@ def project_view(doc: Doc, on: date) -> dict[str, Any]:
         "version": doc["version"], "cpi": k.cpi, "spi": k.spi,
         "updated_at": doc["updated_at"],
     }
+    return _shown(view, u)
+
+
+def _number(text: str | None) -> float | int | None:
+    """``_num``, but a stored value without a JSON number is an error (for ``unavailable``)."""
+    value = _num(text)
+    if value is None and text is not None:
+        raise ValueError(f"no JSON number for {text[:40]!r}")
+    return value
 
 
 # A project's figures (see ``projections.projects.fig_of``) with its KPIs on the day asked.
 Evaluated = Sequence[tuple[Sequence[Any], Kpis]]
 
 
-def rollup(rows: Evaluated) -> dict[str, Any]:
-    """The figures every roll-up shows: sums, ratios of sums, counts by state and health."""
+def _approved(figs: Sequence[Sequence[Any]]) -> Decimal:
+    return exact_sum(Decimal(f[F_BAC]) for f in figs
+                     if f[F_STATE] in BUDGET_HOLDING and f[F_BAC] is not None)
+
+
+def rollup(rows: Evaluated, u: Unavailable) -> dict[str, Any]:
+    """The figures every roll-up shows: sums, ratios of sums, counts by state and health.
+    What cannot be computed is None, with its reason added to ``u``."""
     figs = [f for f, _ in rows]
-    totals = roll_up(k for _, k in rows)
+    totals = roll_up([k for _, k in rows])
+    u.update(totals.unavailable)
     by_state = dict.fromkeys(STATES, 0)
     by_health = {"green": 0, "amber": 0, "red": 0, "unknown": 0}
-    approved = ZERO
     for f in figs:
-        by_state[f[F_STATE]] += 1
+        by_state[f[F_STATE]] = by_state.get(f[F_STATE], 0) + 1
         if f[F_STATE] in LIVE:
-            by_health[f[F_OVERALL] or "unknown"] += 1
-        if f[F_STATE] in BUDGET_HOLDING and f[F_BAC] is not None:
-            approved += Decimal(f[F_BAC])
+            colour = f[F_OVERALL] or "unknown"
+            by_health[colour] = by_health.get(colour, 0) + 1
     return {
-        "approved_budget": str(approved), "actual_cost": str(totals.ac),
-        "estimate_at_completion": str(totals.eac), "budget_at_completion": str(totals.bac),
-        "earned_value": str(totals.ev), "planned_value": str(totals.pv),
+        "approved_budget": _s(u.figure("approved_budget", lambda: _approved(figs))),
+        "actual_cost": _s(totals.ac),
+        "estimate_at_completion": _s(totals.eac), "budget_at_completion": _s(totals.bac),
+        "earned_value": _s(totals.ev), "planned_value": _s(totals.pv),
         "cpi": totals.cpi, "spi": totals.spi, "project_count": len(figs),
         "projects_by_state": by_state, "projects_by_health": by_health,
     }
 
 
-def portfolio_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
-    figures_ = rollup(rows)
-    approved = Decimal(figures_["approved_budget"])
-    shares: dict[str, Decimal] = {}
+def _shares(doc: Doc, rows: Evaluated, approved: Decimal) -> dict[str, float | None]:
+    shares: dict[str, Decimal] = dict.fromkeys(doc["objectives"], ZERO)
     for f, _ in rows:
         if f[F_STATE] in BUDGET_HOLDING and f[F_BAC] is not None:
             for objective_id, contribution in f[F_OBJECTIVES]:
                 shares[objective_id] = (shares.get(objective_id, ZERO)
                                         + Decimal(f[F_BAC]) * Decimal(contribution))
-    envelope = Decimal(doc["budget_envelope"])
-    return {
+    return {o_id: ratio(share, approved) for o_id, share in shares.items()}
+
+
+def portfolio_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
+    u = Unavailable()
+    figures_ = rollup(rows, u)
+    approved = None if figures_["approved_budget"] is None else Decimal(
+        figures_["approved_budget"])
+    shares: dict[str, float | None] = {}
+    remaining = None
+    if approved is not None:
+        shares = u.figure("objectives.budget_share", lambda: _shares(doc, rows, approved)) or {}
+        remaining = u.figure("remaining_envelope", lambda: exact_sum(
+            (Decimal(doc["budget_envelope"]), -approved)))
+    else:
+        u.depends("objectives.budget_share", "approved_budget")
+        u.depends("remaining_envelope", "approved_budget")
+    view = {
         "portfolio_id": doc["portfolio_id"], "name": doc["name"], "pmo_type": doc["pmo_type"],
         "currency": doc["currency"], "owner": doc["owner"],
         "budget_envelope": doc["budget_envelope"],
-        "remaining_envelope": str(envelope - approved), **figures_,
+        "remaining_envelope": _s(remaining), **figures_,
         "objectives": [{"objective_id": o_id, "title": o["title"], "weight": _num(o["weight"]),
-                        "budget_share": ratio(shares.get(o_id, ZERO), approved)}
+                        "budget_share": shares.get(o_id)}
                        for o_id, o in doc["objectives"].items()],
         "version": doc["version"],
     }
+    return _shown(view, u)
 
 
 def program_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
-    return {"program_id": doc["program_id"], "portfolio_id": doc["portfolio_id"],
+    u = Unavailable()
+    view = {"program_id": doc["program_id"], "portfolio_id": doc["portfolio_id"],
             "name": doc["name"], "manager_id": doc["manager_id"],
-            "projects": sorted(f[0] for f, _ in rows), **rollup(rows),
+            "projects": sorted(f[0] for f, _ in rows), **rollup(rows, u),
             "version": doc["version"]}
+    return _shown(view, u)
+
+
+def _variance(rows: Evaluated) -> Decimal:
+    return exact_sum(k.bac - (k.eac if k.eac is not None else k.bac) for _, k in rows)
 
 
 def manager_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
     """``rows``: the projects whose current manager this is (terminal ones included)."""
-    variance = sum(((k.bac - (k.eac if k.eac is not None else k.bac)) for _, k in rows), ZERO)
+    u = Unavailable()
     completed = [(f[F_FINISHED], f[F_BASELINE]) for f, _ in rows if f[F_STATE] == "completed"]
-    return {
+    failing = sum(1 for _, k in rows if "estimate_at_completion" in k.unavailable)
+    if failing:
+        u["budget_variance"] = f"not computable: unavailable for {failing} of the projects"
+    view = {
         "manager_id": doc["manager_id"], "name": doc["name"], "grade": doc["grade"],
         "capacity": doc["capacity"], "active_projects": len(doc["projects"]),
-        "utilisation": round(len(doc["projects"]) / doc["capacity"], 4),
+        "utilisation": u.figure("utilisation", lambda: round(
+            len(doc["projects"]) / doc["capacity"], 4)),
         "projects": list(doc["projects"]), "in_pool": doc["in_pool"],
         "completed_projects": len(completed),
-        "on_time_rate": on_time_rate(
+        "on_time_rate": u.figure("on_time_rate", lambda: on_time_rate(
             (date.fromisoformat(a) if a else None, date.fromisoformat(b) if b else None)
-            for a, b in completed),
-        "budget_variance": str(variance), "version": doc["version"],
+            for a, b in completed)),
+        "budget_variance": None if failing else _s(u.figure("budget_variance",
+                                                            lambda: _variance(rows))),
+        "version": doc["version"],
     }
+    return _shown(view, u)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import orjson
@@ -11,20 +10,21 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import Auditor
 from api.deps import ServicesDep
-from api.problems import Problem
-from api.routers.projections import json_response, position_cursor
+from api.params import parse_instant, position_cursor
+from api.routers.projections import json_response
 from projections.audit_read import AuditFilter, export_csv, export_jsonl, page, verify
 
 router = APIRouter(tags=["audit"])
 
 
 def _filter(aggregate: str | None, type_: str | None, actor: str | None,
-            since: datetime | None, until: datetime | None) -> AuditFilter:
-    for name, instant in (("since", since), ("until", until)):
-        if instant is not None and instant.utcoffset() is None:
-            raise Problem(422, "Invalid request", f"{name}: give a UTC offset",
-                          kind="invalid-request")
-    return AuditFilter(aggregate, type_, actor, since, until)
+            since: str | None, until: str | None) -> AuditFilter:
+    return AuditFilter(aggregate, type_, actor, parse_instant("since", since),
+                       parse_instant("until", until))
+
+
+Since = Annotated[str | None, Query(description="recorded at or after (ISO 8601 with offset)")]
+Until = Annotated[str | None, Query(description="recorded at or before (ISO 8601 with offset)")]
 
 
 @router.get("/v1/audit", summary="Every stored event with its hash chain, filtered, paged")
@@ -34,8 +34,8 @@ def audit_trail(
     type: Annotated[str | None, Query(description="event type, e.g. pmo.project.approved")
                     ] = None,
     actor: str | None = None,
-    since: Annotated[datetime | None, Query(description="recorded at or after")] = None,
-    until: Annotated[datetime | None, Query(description="recorded at or before")] = None,
+    since: Since = None,
+    until: Until = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
@@ -54,7 +54,7 @@ def audit_verify(_: Auditor, services: ServicesDep) -> Response:
 def audit_export(
     _: Auditor, services: ServicesDep, format: Literal["csv", "jsonl"] = "jsonl",
     aggregate: str | None = None, type: str | None = None, actor: str | None = None,
-    since: datetime | None = None, until: datetime | None = None,
+    since: Since = None, until: Until = None,
 ) -> StreamingResponse:
     f = _filter(aggregate, type, actor, since, until)
     db = services.projections.db

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query
 
 from api.auth import Auditor
 from api.deps import ServicesDep
+from api.params import position_cursor
 from api.problems import Problem
 from domain.project import Project
 
@@ -69,12 +70,7 @@ def project_history(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:
-    after = 0
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise Problem(400, "Bad cursor", "cursor must be a next_cursor from this route",
-                          kind="bad-cursor")
-        after = int(cursor)
+    after = position_cursor(cursor)
     aggregate_id = Project.id_for(project_id)
     app = services.app
     # One more than asked for tells whether a next page exists.

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.auth import Viewer
 from api.deps import ServicesDep
+from api.params import key_cursor
 from api.routers.projections import (
     NOT_FOUND,
     as_of_view,
@@ -25,8 +26,9 @@ async def list_managers(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
     svc = services.projections
-    return await view(services, f"managers:{cursor}:{limit}",
-                      lambda: svc.manager_list(cursor, limit), "page", "")
+    after = key_cursor(cursor)
+    return await view(services, f"managers:{after}:{limit}",
+                      lambda: svc.manager_list(after, limit), "page", "")
 
 
 @router.get("/v1/managers/{manager_id}", summary="A manager: active vs capacity, KPIs",

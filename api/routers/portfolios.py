@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.auth import Viewer
 from api.deps import ServicesDep
+from api.params import key_cursor
 from api.routers.projections import (
     as_of_view,
     documented,
@@ -39,8 +40,9 @@ async def list_portfolios(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
     svc = services.projections
-    return await view(services, f"portfolios:{cursor}:{limit}",
-                      lambda: svc.portfolio_list(cursor, limit), "page", "")
+    after = key_cursor(cursor)
+    return await view(services, f"portfolios:{after}:{limit}",
+                      lambda: svc.portfolio_list(after, limit), "page", "")
 
 
 @router.get("/v1/portfolios/{portfolio_id}", summary="A portfolio: counts, money, CPI/SPI",

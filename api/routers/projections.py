@@ -9,7 +9,7 @@ query the projection store. Role checks and services come from ``api.auth`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Admin, Viewer, require_role
 from api.deps import Services, ServicesDep
+from api.params import parse_instant
 from api.problems import Problem
 
 router = APIRouter(tags=["projections"])
@@ -32,28 +33,12 @@ def documented(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
             **NOT_FOUND}
 
 
-def position_cursor(cursor: str | None) -> int:
-    """The position a ``next_cursor`` of an append-only list (audit, rejections) stands for."""
-    if cursor is not None and not cursor.isdigit():
-        raise Problem(422, "Invalid request", "cursor: not a cursor this route gave out",
-                      kind="invalid-request")
-    return int(cursor or 0)
-
-
 def parse_as_of(as_of: str | None, roles: set[str]) -> datetime | None:
     """The instant of ``?as_of=`` (ISO 8601 with an offset); reading the past needs ``auditor``."""
     if as_of is None:
         return None
     require_role(roles, "auditor")
-    try:
-        instant = datetime.fromisoformat(as_of)
-    except ValueError:
-        raise Problem(422, "Invalid request", f"as_of: not an ISO 8601 instant: {as_of!r}",
-                      kind="invalid-request") from None
-    if instant.utcoffset() is None:
-        raise Problem(422, "Invalid request", "as_of: give a UTC offset, e.g. "
-                      "2026-03-01T12:00:00Z", kind="invalid-request")
-    return instant.astimezone(UTC)  # answers show UTC; PV counts days in UTC
+    return parse_instant("as_of", as_of)  # in UTC: answers show UTC; PV counts days in UTC
 
 
 def json_response(body: bytes) -> Response:
@@ -85,9 +70,28 @@ def status_items(services: Services) -> list[dict[str, Any]]:
     return services.projections.status(services.app.recorder.max_notification_id() or 0)
 
 
+# What a viewer reads in place of an error's text: exception messages can quote stored
+# data, SQL and paths, which are for auditors, admins and the service log (where the
+# runner writes them in full).
+GENERIC_ERROR = "failing; the detail is shown to auditors and in the service log"
+
+
+def redacted(value: Any) -> Any:
+    """``value`` with the text of every ``error``-like field replaced by ``GENERIC_ERROR``."""
+    if isinstance(value, dict):
+        return {k: GENERIC_ERROR if k.endswith("error") and isinstance(v, str)
+                else redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
 @router.get("/v1/projections", summary="Each projection: position, lag, last event, state")
-def projection_status(_: Viewer, services: ServicesDep) -> Response:
-    return json_response(orjson.dumps({"items": status_items(services), "next_cursor": None}))
+def projection_status(roles: Viewer, services: ServicesDep) -> Response:
+    items = status_items(services)
+    if not roles & {"auditor", "admin"}:
+        items = redacted(items)
+    return json_response(orjson.dumps({"items": items, "next_cursor": None}))
 
 
 @router.post("/v1/projections/{name}/rebuild", status_code=202,

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Viewer
 from api.deps import ServicesDep
+from api.params import SearchText
 from api.problems import Problem
 from api.routers.projections import (
     as_of_view,
@@ -47,7 +48,7 @@ async def list_projects(
     _: Viewer, services: ServicesDep,
     portfolio: str | None = None, program: str | None = None, state: State | None = None,
     health: Health | None = None, manager: str | None = None,
-    q: Annotated[str | None, Query(description="part of the name or id")] = None,
+    q: SearchText = None,
     sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}; '-' for descending")
                     ] = "project_id",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

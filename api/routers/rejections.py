@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Response
 
 from api.auth import Auditor
 from api.deps import ServicesDep
-from api.routers.projections import json_response, position_cursor
+from api.params import position_cursor
+from api.routers.projections import json_response
 
 router = APIRouter(tags=["rejections"])
 

@@ -9,7 +9,7 @@ import os
 import sys
 
 from consumers.deadletters import producer
-from consumers.publisher import lines, to_api, to_kafka
+from consumers.publisher import ApiError, lines, to_api, to_kafka
 from consumers.topics import INBOUND, ensure_topics
 from pmo.settings import Settings
 
@@ -23,15 +23,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if not os.path.isfile(args.file):
+        print(f"pmo publish: no such file: {args.file}", file=sys.stderr)
+        return 2
     if args.api:
         api_key = os.environ.get("PMO_PUBLISH_API_KEY")
         if not api_key:
             print("pmo publish: set PMO_PUBLISH_API_KEY to a key with the publisher role",
                   file=sys.stderr)
             return 2
-        statuses = to_api(args.api, api_key, lines(args.file), batch=args.batch)
+        try:
+            statuses = to_api(args.api, api_key, lines(args.file), batch=args.batch,
+                              report=lambda m: print(f"pmo publish: {m}", file=sys.stderr))
+        except (ApiError, OSError) as e:
+            print(f"pmo publish: {e}", file=sys.stderr)
+            return 1
         print(f"published to {args.api}: {dict(statuses)}")
-        return 0
+        # Non-zero when a line was refused: each one was reported above, with its number.
+        return 0 if statuses.keys() <= {"accepted", "duplicate", "queued"} else 1
     ensure_topics(settings, [INBOUND])
     kafka_producer = producer(settings, linger_ms=10)
     try:

@@ -74,8 +74,8 @@ def test_history_of_an_unknown_project_is_404(client: TestClient) -> None:
     assert "NOPE" in body["detail"]
 
 
-def test_a_bad_cursor_is_400(client: TestClient) -> None:
-    assert_problem(client.get("/v1/projects/P-1/history?cursor=abc", headers=AUDIT), 400)
+def test_a_bad_cursor_is_422(client: TestClient) -> None:  # CONTRACT section 10
+    assert_problem(client.get("/v1/projects/P-1/history?cursor=abc", headers=AUDIT), 422)
 
 
 def test_a_bad_limit_is_422_problem(client: TestClient) -> None:

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.routers.projections import GENERIC_ERROR
 from pmo.bootstrap import build_services
 from pmo.runner_process import RunnerProcess
 from pmo.settings import Settings
@@ -108,8 +109,11 @@ def test_a_killed_child_is_replaced_and_counts_every_event_once(
         if n == 20:
             os.kill(first, signal.SIGKILL)
             wait_until(lambda: runner.error is not None)
-            items = client.get("/v1/projections", headers=VIEW).json()["items"]
+            items = client.get("/v1/projections", headers=auth("audit-key")).json()["items"]
             assert all("exited" in i["error"] for i in items)
+            # A viewer reads that the views are failing, not the error's text (issue 9).
+            items = client.get("/v1/projections", headers=VIEW).json()["items"]
+            assert all(i["error"] == GENERIC_ERROR for i in items)
     wait_until(lambda: runner.restarts == 1 and runner.pid() not in (None, first))
 
     def caught_up() -> bool:

@@ -202,8 +202,8 @@ def child_main(settings: Settings, commands: Connection, reports: Connection) ->
                     runner.rebuild(value)
                 elif kind == "stop":
                     return
-            if runner.error != reported_error:
-                reported_error = runner.error
+            if runner.public_error != reported_error:
+                reported_error = runner.public_error
                 report(("error", reported_error))
     except (EOFError, OSError):
         return  # the parent is gone: stop with it

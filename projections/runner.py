@@ -9,7 +9,9 @@ own transaction: a restart resumes exactly where each projection stopped.
 
 Errors are never swallowed: a failing batch is logged, shown by ``status()``
 and retried with exponential backoff (the batch is not committed, so nothing
-is applied twice).
+is applied twice). Such errors are the store's own (unreachable, locked): an
+event a projection cannot apply quarantines its aggregate instead, inside the
+batch (``projections.quarantine``), and the runner goes on.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class EmbeddedRunner:
         self._rebuild: set[str] = set()
         self._rebuilding: set[str] = set()
         self.error: str | None = None
+        self._error_class: str | None = None
 
     # -- control --------------------------------------------------------------------
 
@@ -100,9 +103,17 @@ class EmbeddedRunner:
             if row["name"] in self._positions:
                 row["position"] = self._positions[row["name"]]
                 row["lag"] = max(store_max - row["position"], 0)
-            if self.error is not None:
-                row["error"] = self.error
+            if self.public_error is not None:
+                row["error"] = self.public_error
         return rows
+
+    @property
+    def public_error(self) -> str | None:
+        """What status shows anyone holding ``viewer``: the failing batch's error class,
+        never its text (which may quote SQL, paths or publishers' data; the log has it)."""
+        if self.error is None:
+            return None
+        return f"{self._error_class}: the batch is retried with backoff (details in the log)"
 
     # -- work -----------------------------------------------------------------------
 
@@ -111,10 +122,11 @@ class EmbeddedRunner:
         while not self._stop.is_set():
             try:
                 count = self.run_once()
-                self.error = None
+                self.error = self._error_class = None
                 backoff = self.poll_interval_s
             except Exception as e:
                 log.exception("projection batch failed; retrying in %.2fs", backoff)
+                self._error_class = type(e).__name__
                 self.error = f"{type(e).__name__}: {e}"
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -30,7 +30,7 @@ import orjson
 
 from domain.application import PmoApplication
 from pmo.settings import Settings
-from projections import asof
+from projections import asof, quarantine
 from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
 from projections.audit import AuditTrailProjection
 from projections.base import LAST_EVENT_AT, REBUILDING, Projection
@@ -42,6 +42,7 @@ from projections.rejections import RejectionLog
 from projections.views import manager_view, portfolio_view, program_view, project_view
 
 CACHE_LIMIT = 20_000
+STATUS_QUARANTINE_LIMIT = 100  # aggregates listed per projection (the count is exact)
 # The cache key of each single view served by id, by its collection in the API's
 # paths: the routes and the API's fast path (api/fastpath.py) both key by these.
 VIEW_KEY_PREFIX = {"portfolios": "portfolio:", "projects": "project:", "programs": "program:",
@@ -61,6 +62,7 @@ class ProjectionService:
         self._db_token: tuple[Any, ...] = ()
         self._checked_at = 0.0
         self._cache: dict[str, tuple[tuple[Any, ...], bytes | None]] = {}
+        self._flags: tuple[tuple[Any, ...], dict[str, dict[str, str | None]]] | None = None
         self._lock = threading.Lock()
         self.portfolios = PortfolioProjection(db, self._changed)
         self.projects = ProjectProjection(db, self._changed)
@@ -132,12 +134,43 @@ class ProjectionService:
     def project(self, key: str) -> bytes | None:
         def build() -> bytes | None:
             doc = self.projects.get(key)
-            return None if doc is None else dumps(project_view(doc, _today()))
+            return None if doc is None else dumps(self._project(doc, _today()))
         return self.cached(f"project:{key}", build)
+
+    def _project(self, doc: dict[str, Any], today: date) -> dict[str, Any]:
+        view = project_view(doc, today)
+        view["quarantined"] = doc["id"] in self.quarantine_flags().get("projects", {})
+        return view
+
+    def quarantine_flags(self) -> dict[str, dict[str, str | None]]:
+        """projection -> {store id: publisher's id} of its quarantined aggregates, read
+        once per cache token (a quarantine changes the tracking rows the token reads)."""
+        token = self.token()
+        flags = self._flags
+        if flags is None or flags[0] != token:
+            found: dict[str, dict[str, str | None]] = {}
+            for name, aggregate, key in self.db.query(
+                    "SELECT projection, aggregate, key FROM pv_quarantine WHERE state = ?",
+                    (quarantine.QUARANTINED,)):
+                found.setdefault(str(name), {})[str(aggregate)] = key
+            flags = self._flags = (token, found)
+        return flags[1]
+
+    def _flag(self, view: dict[str, Any], projection: str, doc: dict[str, Any],
+              rows: Any) -> dict[str, Any]:
+        """A roll-up's ``quarantined``: its own aggregate, or a project it sums, is held at
+        its last good state (``quarantined_projects`` names those projects)."""
+        flags = self.quarantine_flags()
+        held = flags.get("projects", {})
+        names = {k for k in held.values() if k is not None}
+        view["quarantined_projects"] = sorted(f[0] for f, _ in rows if f[0] in names)
+        view["quarantined"] = (doc["id"] in flags.get(projection, {})
+                               or bool(view["quarantined_projects"]))
+        return view
 
     def _portfolio(self, doc: dict[str, Any]) -> dict[str, Any]:
         rows = self.projects.live_figs("portfolio_id = ?", (doc["portfolio_id"],), _today())
-        return portfolio_view(doc, rows)
+        return self._flag(portfolio_view(doc, rows), "portfolios", doc, rows)
 
     def portfolio(self, key: str) -> bytes | None:
         def build() -> bytes | None:
@@ -160,7 +193,7 @@ class ProjectionService:
         def build() -> bytes:
             docs, next_cursor = project_page(self.db, query)
             today = _today()
-            items = [project_view(orjson.loads(d), today) for d in docs]
+            items = [self._project(orjson.loads(d), today) for d in docs]
             return dumps({"items": items, "next_cursor": next_cursor})
         body = self.cached(f"projects:{query!r}", build)
         assert body is not None
@@ -172,12 +205,12 @@ class ProjectionService:
             if doc is None:
                 return None
             rows = self.projects.live_figs("program_id = ?", (key,), _today())
-            return dumps(program_view(doc, rows))
+            return dumps(self._flag(program_view(doc, rows), "programs", doc, rows))
         return self.cached(f"program:{key}", build)
 
     def _manager(self, doc: dict[str, Any]) -> dict[str, Any]:
         rows = self.projects.live_figs("manager_id = ?", (doc["manager_id"],), _today())
-        return manager_view(doc, rows)
+        return self._flag(manager_view(doc, rows), "managers", doc, rows)
 
     def manager(self, key: str) -> bytes | None:
         def build() -> bytes | None:
@@ -219,6 +252,9 @@ class ProjectionService:
         tracked: dict[str, dict[str, int]] = {}
         for name, key, value in rows:
             tracked.setdefault(name, {})[key] = int(value)
+        held = quarantine.counts(self.db.query)
+        listed = [e for name in held for e in quarantine.entries(
+            self.db.query, name, limit=STATUS_QUARANTINE_LIMIT)]
         out = []
         for name in self.projections:
             t = tracked.get(name, {})
@@ -229,8 +265,48 @@ class ProjectionService:
                 "lag": None if store_max is None else max(store_max - position, 0),
                 "last_event_at": None if last is None else from_micros(last).isoformat(),
                 "state": "rebuilding" if t.get(REBUILDING) else "live",
+                # Viewers see the error's class only: its text may quote publishers' data.
+                "quarantined": held.get(name, (0, 0))[0],
+                "held_events": held.get(name, (0, 0))[1],
+                "quarantined_aggregates": [
+                    {"aggregate": e.key or e.aggregate, "first_position": e.first_position,
+                     "error": e.error_class, "since": from_micros(e.since_us).isoformat()}
+                    for e in listed if e.projection == name],
             })
         return out
+
+    # -- quarantine (see projections.quarantine) -------------------------------------
+
+    def quarantinable(self, name: str) -> Projection:
+        """The projection ``name`` if it quarantines; KeyError otherwise."""
+        projection = self.projections.get(name)
+        if projection is None or not projection.quarantinable:
+            raise KeyError(name)
+        return projection
+
+    def quarantined(self, projection: str | None, after: tuple[str, str] | None,
+                    limit: int) -> list[quarantine.Entry]:
+        return quarantine.entries(self.db.query, projection, after, limit)
+
+    def retry_quarantined(self, name: str, aggregate: str,
+                          record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Re-apply a quarantined aggregate's held events; ``record(outcome)`` runs before
+        the view change commits (it stores the audit event): if it fails, nothing changed."""
+        return self._act(quarantine.retry, name, aggregate, record)
+
+    def evict_quarantined(self, name: str, aggregate: str,
+                          record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Drop a quarantined aggregate's view rows; ``record`` as for a retry."""
+        return self._act(quarantine.evict, name, aggregate, record)
+
+    def _act(self, action: Callable[[Projection, Any, str], dict[str, Any]], name: str,
+             aggregate: str, record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        projection = self.quarantinable(name)
+        with self.db.transaction() as tx:
+            outcome = action(projection, tx, aggregate)
+            record(outcome)
+        self._changed()
+        return outcome
 
 
 def _today() -> date:

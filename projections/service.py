@@ -156,21 +156,28 @@ class ProjectionService:
             flags = self._flags = (token, found)
         return flags[1]
 
-    def _flag(self, view: dict[str, Any], projection: str, doc: dict[str, Any],
-              rows: Any) -> dict[str, Any]:
-        """A roll-up's ``quarantined``: its own aggregate, or a project it sums, is held at
-        its last good state (``quarantined_projects`` names those projects)."""
-        flags = self.quarantine_flags()
-        held = flags.get("projects", {})
-        names = {k for k in held.values() if k is not None}
-        view["quarantined_projects"] = sorted(f[0] for f, _ in rows if f[0] in names)
-        view["quarantined"] = (doc["id"] in flags.get(projection, {})
-                               or bool(view["quarantined_projects"]))
+    def _flag(self, view: dict[str, Any], own: bool, where: str,
+              params: Sequence[Any]) -> dict[str, Any]:
+        """A roll-up's ``quarantined``: its own aggregate (``own``), or a project it sums
+        (``pv_projects`` rows matching ``where``), is held at its last good state;
+        ``quarantined_projects`` names those projects."""
+        held = list(self.quarantine_flags().get("projects", {}))
+        names: list[str] = []
+        if held:
+            names = sorted(str(k) for (k,) in self.db.query(
+                f"SELECT key FROM pv_projects WHERE ({where}) AND id IN "
+                f"({','.join('?' * len(held))})", [*params, *held]))
+        view["quarantined_projects"] = names
+        view["quarantined"] = own or bool(names)
         return view
+
+    def _own(self, projection: str, doc: dict[str, Any]) -> bool:
+        return doc["id"] in self.quarantine_flags().get(projection, {})
 
     def _portfolio(self, doc: dict[str, Any]) -> dict[str, Any]:
         rows = self.projects.live_figs("portfolio_id = ?", (doc["portfolio_id"],), _today())
-        return self._flag(portfolio_view(doc, rows), "portfolios", doc, rows)
+        return self._flag(portfolio_view(doc, rows), self._own("portfolios", doc),
+                          "portfolio_id = ?", (doc["portfolio_id"],))
 
     def portfolio(self, key: str) -> bytes | None:
         def build() -> bytes | None:
@@ -205,12 +212,14 @@ class ProjectionService:
             if doc is None:
                 return None
             rows = self.projects.live_figs("program_id = ?", (key,), _today())
-            return dumps(self._flag(program_view(doc, rows), "programs", doc, rows))
+            return dumps(self._flag(program_view(doc, rows), self._own("programs", doc),
+                                    "program_id = ?", (key,)))
         return self.cached(f"program:{key}", build)
 
     def _manager(self, doc: dict[str, Any]) -> dict[str, Any]:
         rows = self.projects.live_figs("manager_id = ?", (doc["manager_id"],), _today())
-        return self._flag(manager_view(doc, rows), "managers", doc, rows)
+        return self._flag(manager_view(doc, rows), self._own("managers", doc),
+                          "manager_id = ?", (doc["manager_id"],))
 
     def manager(self, key: str) -> bytes | None:
         def build() -> bytes | None:
@@ -241,6 +250,13 @@ class ProjectionService:
                 view = getattr(asof, kind)(app, self.projects, key, at)
             if view is None:
                 return None
+            stopped = view.get("quarantined", False)  # its fold met an event it cannot fold
+            if kind == "project":
+                view["quarantined"] = stopped
+            else:  # and a roll-up names the quarantined projects it sums
+                where = {"portfolio": "portfolio_id", "program": "program_id",
+                         "manager": "manager_id"}[kind]
+                self._flag(view, stopped, f"{where} = ?", (key,))
             view["as_of"] = at.isoformat()
             return dumps(view)
         return self.cached(f"{kind}@{at.isoformat()}:{key}", build)

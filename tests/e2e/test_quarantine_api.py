@@ -4,7 +4,7 @@ the admin retries or evicts it, and each action is in the audit trail's hash cha
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -80,6 +80,15 @@ def test_reads_answer_200_and_say_quarantined(quarantined: tuple[TestClient, int
     folio = client.get("/v1/portfolios/PF-1", headers=VIEW).json()
     assert folio["quarantined"] is True
     assert folio["quarantined_projects"] == [SLASHED, "PRJ-1"]
+    # As of now, from the stored events: the fold stops before the event it cannot read.
+    now = datetime.now(UTC).isoformat()
+    past = client.get("/v1/projects/PRJ-1", params={"as_of": now}, headers=AUDIT)
+    assert past.status_code == 200, past.text
+    assert (past.json()["quarantined"], past.json()["actual_cost"]) == (True, "10.00")
+    past = client.get("/v1/projects/PRJ-2", params={"as_of": now}, headers=AUDIT).json()
+    assert past["quarantined"] is False
+    past = client.get("/v1/portfolios/PF-1", params={"as_of": now}, headers=AUDIT).json()
+    assert (past["quarantined"], past["quarantined_projects"]) == (True, [SLASHED, "PRJ-1"])
 
 
 def test_status_and_metrics_show_it_without_the_exception_text(

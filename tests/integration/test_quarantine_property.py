@@ -6,6 +6,7 @@ view's row unwritable (found by bisection, not named by the error)."""
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,7 +118,7 @@ def test_views_of_unpoisoned_aggregates_equal_a_clean_fold(plan: Plan) -> None:
         projection = PoisonedManagers(db)
         projection.create_tables()
         bounds = [0, *plan.cuts, len(log)]
-        for start, end in zip(bounds, bounds[1:], strict=False):
+        for start, end in itertools.pairwise(bounds):
             if end > start:
                 projection.process(log[start:end], {"store": log[end - 1].position})
         docs = {i: orjson.loads(d) for i, d in db.query("SELECT id, doc FROM pv_managers")}

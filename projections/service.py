@@ -30,7 +30,7 @@ import orjson
 
 from domain.application import PmoApplication
 from pmo.settings import Settings
-from projections import asof, quarantine
+from projections import asof, quarantine, quarantine_ops
 from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
 from projections.audit import AuditTrailProjection
 from projections.base import LAST_EVENT_AT, REBUILDING, Projection
@@ -268,8 +268,8 @@ class ProjectionService:
         tracked: dict[str, dict[str, int]] = {}
         for name, key, value in rows:
             tracked.setdefault(name, {})[key] = int(value)
-        held = quarantine.counts(self.db.query)
-        listed = [e for name in held for e in quarantine.entries(
+        held = quarantine_ops.counts(self.db.query)
+        listed = [e for name in held for e in quarantine_ops.entries(
             self.db.query, name, limit=STATUS_QUARANTINE_LIMIT)]
         out = []
         for name in self.projections:
@@ -301,19 +301,19 @@ class ProjectionService:
         return projection
 
     def quarantined(self, projection: str | None, after: tuple[str, str] | None,
-                    limit: int) -> list[quarantine.Entry]:
-        return quarantine.entries(self.db.query, projection, after, limit)
+                    limit: int) -> list[quarantine_ops.Entry]:
+        return quarantine_ops.entries(self.db.query, projection, after, limit)
 
     def retry_quarantined(self, name: str, aggregate: str,
                           record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Re-apply a quarantined aggregate's held events; ``record(outcome)`` runs before
         the view change commits (it stores the audit event): if it fails, nothing changed."""
-        return self._act(quarantine.retry, name, aggregate, record)
+        return self._act(quarantine_ops.retry, name, aggregate, record)
 
     def evict_quarantined(self, name: str, aggregate: str,
                           record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Drop a quarantined aggregate's view rows; ``record`` as for a retry."""
-        return self._act(quarantine.evict, name, aggregate, record)
+        return self._act(quarantine_ops.evict, name, aggregate, record)
 
     def _act(self, action: Callable[[Projection, Any, str], dict[str, Any]], name: str,
              aggregate: str, record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from projections.quarantine import (
     NotQuarantined,
     now_us,
     settle,
+    storable,
 )
 
 if TYPE_CHECKING:
@@ -70,10 +71,10 @@ def entries(db_query: Any, projection: str | None = None, after: tuple[str, str]
     args: list[Any] = []
     if projection is not None:
         clause.append("q.projection = ?")
-        args.append(projection)
+        args.append(storable(projection))  # a NUL matches nothing (and PostgreSQL refuses it)
     if after is not None:
         clause.append("(q.projection > ? OR (q.projection = ? AND q.aggregate > ?))")
-        args += [after[0], after[0], after[1]]
+        args += [storable(after[0]), storable(after[0]), storable(after[1])]
     rows = db_query(f"{_ENTRY} WHERE {' AND '.join(clause)} ORDER BY q.projection, "
                     f"q.aggregate LIMIT {int(limit)}", args)
     return [_entry(r) for r in rows]
@@ -94,7 +95,7 @@ def find(tx: Tx, projection: Projection, aggregate: str, *, lock: bool = False) 
     suffix = " FOR UPDATE OF q" if lock and projection.db.kind == "postgresql" else ""
     rows = tx.query(f"{_ENTRY} WHERE q.projection = ? AND q.state = '{QUARANTINED}' AND "
                     f"(q.key = ? OR q.aggregate = ?) ORDER BY q.aggregate{suffix}",
-                    (projection.name, aggregate, store_id or aggregate))
+                    (projection.name, storable(aggregate), store_id or storable(aggregate)))
     if not rows:
         raise NotQuarantined(f"no quarantined aggregate '{aggregate}' in projection "
                              f"'{projection.name}'")

@@ -269,3 +269,13 @@ def test_a_store_error_is_not_quarantine_the_batch_is_retried(stores: Stores) ->
     service.managers.create_tables()
     runner.catch_up()
     assert quarantined(service) == {} and view(service.manager("M1"))["active_projects"] == 2
+
+
+def test_hostile_names_find_nothing_and_never_fail(stores: Stores) -> None:
+    _, service, _ = stores
+    for name in ("a\x00b", "x" * 5000, "é/%?#"):
+        assert service.quarantined(name, (name, name), 10) == []
+        with pytest.raises(LookupError):
+            service.retry_quarantined("projects", name, lambda _: None)
+        with pytest.raises(LookupError):
+            service.evict_quarantined("managers", name, lambda _: None)

@@ -8,6 +8,9 @@ can never disagree. Events already applied are skipped (per aggregate: version
 <= last applied version), so re-delivery never counts twice. Within one
 aggregate, events must arrive in version order (the store's log and a Kafka
 partition keyed by aggregate both guarantee it); across aggregates any order.
+An event a ``quarantinable`` projection cannot apply sets its aggregate aside
+inside the same transaction, and the rest of the batch goes in
+(``projections.quarantine``); only the store's own errors fail the batch.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Query, Request
 from api.auth import Admin, Auditor, caller_actor
 from api.deps import Services, ServicesDep
 from api.problems import Problem
+from domain.application import PmoApplication
 from domain.operations import Operation
 from domain.values import Envelope
 from projections.quarantine import NotQuarantined
@@ -73,9 +75,9 @@ def _envelope(request: Request) -> Envelope:
     return Envelope(SOURCE, str(uuid.uuid4()), caller_actor(request), datetime.now(UTC))
 
 
-def _act(services: Services, request: Request, projection: str, aggregate: str,
-         evict: bool) -> dict[str, Any]:
-    envelope = _envelope(request)
+def recorder(app: PmoApplication, envelope: Envelope,
+             evict: bool) -> Callable[[dict[str, Any]], None]:
+    """What stores an action's outcome as its event (called before the change commits)."""
 
     def record(outcome: dict[str, Any]) -> None:
         common = {"projection": outcome["projection"], "aggregate": outcome["aggregate"],
@@ -83,8 +85,15 @@ def _act(services: Services, request: Request, projection: str, aggregate: str,
         operation = (Operation.quarantine_evicted(**common) if evict else
                      Operation.quarantine_retried(**common, outcome=outcome["status"],
                                                   error=outcome.get("error")))
-        services.app.save(operation)
+        app.save(operation)
 
+    return record
+
+
+def _act(services: Services, request: Request, projection: str, aggregate: str,
+         evict: bool) -> dict[str, Any]:
+    envelope = _envelope(request)
+    record = recorder(services.app, envelope, evict)
     svc = services.projections
     try:
         if evict:

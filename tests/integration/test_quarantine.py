@@ -4,19 +4,21 @@ aggregate's view; the others go on, the position advances, retry and evict act o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from api.routers.quarantine import SOURCE, recorder
 from domain import commands as c
 from domain.application import PmoApplication
 from domain.project import Project
+from domain.values import Envelope
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
-from projections.audit_read import verify
+from projections.audit_read import AuditFilter, page, verify
 from projections.db import Db
 from projections.runner import EmbeddedRunner, rebuild
 from projections.service import ProjectionService, build_projections
@@ -196,9 +198,23 @@ def test_retry_after_the_fix_applies_the_held_events_like_a_clean_rebuild(
     assert (entry2["retries"], entry2["since"], entry2["held_events"]) == (1, entry["since"], 3)
 
     BrokenProjects.fixed = True  # the fix is deployed
-    done = service.retry_quarantined("projects", A_ID.hex, recorded.append)  # by store id too
+    envelope = Envelope(SOURCE, "action-1", "key:0123456789abcdef", datetime.now(UTC))
+    record = recorder(app, envelope, evict=False)  # what the API stores
+
+    def recording(outcome: dict[str, Any]) -> None:
+        recorded.append(outcome)
+        record(outcome)
+
+    done = service.retry_quarantined("projects", A_ID.hex, recording)  # by store id too
     assert (done["status"], done["applied_events"], done["aggregate"]) == ("released", 3, "A")
     assert [r["status"] for r in recorded] == ["quarantined", "released"]
+    runner.catch_up()  # the action is a stored event: in the trail, in the chain
+    [action] = page(service.db, AuditFilter(type="pmo.ledger.quarantine_retried"), 0, 10)[0]
+    assert (action["aggregate_id"], action["actor"], action["source"]) == (
+        "quarantine/projects/A", "key:0123456789abcdef", SOURCE)
+    assert verify(service.db, app) == {"ok": True,
+                                       "checked": app.recorder.max_notification_id()}
+    assert quarantined(service) == {}  # no view took the action for one of its events
     assert quarantined(service) == {}
     a = view(service.project("A"))
     assert a["actual_cost"] == "218.00" and a["quarantined"] is False

@@ -7,14 +7,14 @@ view's row unwritable (found by bisection, not named by the error)."""
 from __future__ import annotations
 
 import itertools
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid5
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -108,28 +108,36 @@ def log_of(plan: Plan) -> tuple[list[RecordedEvent], dict[str, list[tuple[Record
     return log, by_aggregate
 
 
-@settings(max_examples=60, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(plans())
-def test_views_of_unpoisoned_aggregates_equal_a_clean_fold(plan: Plan) -> None:
+@pytest.fixture
+def projection(store_url: str) -> Iterator[PoisonedManagers]:
+    """On each backend; every example starts from an empty view (``clear``)."""
+    db = Db(StoreUrl.parse(store_url))
+    projection = PoisonedManagers(db)
+    projection.create_tables()
+    yield projection
+    db.close()
+
+
+@settings(max_examples=40, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(plan=plans())
+def test_views_of_unpoisoned_aggregates_equal_a_clean_fold(
+        projection: PoisonedManagers, plan: Plan) -> None:
     log, by_aggregate = log_of(plan)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Db(StoreUrl.parse(f"sqlite:///{Path(tmp) / 'views.sqlite'}"))
-        projection = PoisonedManagers(db)
-        projection.create_tables()
-        bounds = [0, *plan.cuts, len(log)]
-        for start, end in itertools.pairwise(bounds):
-            if end > start:
-                projection.process(log[start:end], {"store": log[end - 1].position})
-        docs = {i: orjson.loads(d) for i, d in db.query("SELECT id, doc FROM pv_managers")}
-        quarantined = {a: int(p) for a, p in db.query(
-            "SELECT aggregate, first_position FROM pv_quarantine WHERE projection = 'managers'")}
-        held: dict[str, list[int]] = {}
-        for a, p in db.query("SELECT aggregate, position FROM pv_quarantine_held "
-                             "ORDER BY position"):
-            held.setdefault(a, []).append(int(p))
-        assert projection.tracking()["store"] == len(log)  # the position never stalls
-        db.close()
+    projection.clear()
+    db = projection.db
+    bounds = [0, *plan.cuts, len(log)]
+    for start, end in itertools.pairwise(bounds):
+        if end > start:
+            projection.process(log[start:end], {"store": log[end - 1].position})
+    docs = {i: orjson.loads(d) for i, d in db.query("SELECT id, doc FROM pv_managers")}
+    quarantined = {a: int(p) for a, p in db.query(
+        "SELECT aggregate, first_position FROM pv_quarantine WHERE projection = 'managers'")}
+    held: dict[str, list[int]] = {}
+    for a, p in db.query("SELECT aggregate, position FROM pv_quarantine_held "
+                         "ORDER BY position"):
+        held.setdefault(a, []).append(int(p))
+    assert projection.tracking()["store"] == len(log)  # the position never stalls
     for oid, events in by_aggregate.items():
         bad = next((n for n, (_, mark) in enumerate(events) if mark), None)
         good = [e for e, _ in events[:bad]]

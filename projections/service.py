@@ -161,12 +161,12 @@ class ProjectionService:
         """A roll-up's ``quarantined``: its own aggregate (``own``), or a project it sums
         (``pv_projects`` rows matching ``where``), is held at its last good state;
         ``quarantined_projects`` names those projects."""
-        held = list(self.quarantine_flags().get("projects", {}))
         names: list[str] = []
-        if held:
+        if self.quarantine_flags().get("projects"):  # else no query at all (the usual case)
             names = sorted(str(k) for (k,) in self.db.query(
-                f"SELECT key FROM pv_projects WHERE ({where}) AND id IN "
-                f"({','.join('?' * len(held))})", [*params, *held]))
+                "SELECT p.key FROM pv_projects p JOIN pv_quarantine q ON q.aggregate = p.id "
+                f"AND q.projection = 'projects' AND q.state = ? WHERE ({where})",
+                [quarantine.QUARANTINED, *params]))
         view["quarantined_projects"] = names
         view["quarantined"] = own or bool(names)
         return view

@@ -3,6 +3,7 @@ aggregate's view; the others go on, the position advances, retry and evict act o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -282,7 +283,18 @@ def test_a_store_error_is_not_quarantine_the_batch_is_retried(stores: Stores) ->
         runner.run_once()
     assert "pv_managers" in str(failure.value)
     assert quarantined(service) == {} and runner.position() == 0  # nothing committed
-    service.managers.create_tables()
+    runner.start()  # retried with backoff; status names the error's class, not its text
+    try:
+        deadline = time.monotonic() + 10
+        while runner.error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        errors = {s["error"] for s in runner.status()}
+        assert len(errors) == 1 and errors.pop().startswith(type(failure.value).__name__)
+        assert all("pv_managers" not in s["error"] for s in runner.status())
+        service.managers.create_tables()
+        assert runner.wait_for(app.recorder.max_notification_id() or 0, timeout=10)
+    finally:
+        runner.stop()
     runner.catch_up()
     assert quarantined(service) == {} and view(service.manager("M1"))["active_projects"] == 2
 

@@ -23,12 +23,13 @@ from api.routers import (
     programs,
     projections,
     projects,
+    quarantine,
     rejections,
 )
 
 # One router per resource (each module exposes ``router``), in the order OpenAPI lists them.
 ROUTERS = (events, history, portfolios, projects, programs, managers, audit, rejections,
-           projections, health)
+           projections, quarantine, health)
 
 DESCRIPTION = """\
 Event-sourced portfolio tracking for PMOs. Publishers `POST /v1/events` (CloudEvents 1.0);

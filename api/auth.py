@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -38,6 +39,15 @@ def caller_roles(request: Request) -> set[str]:
         raise Problem(401, "Unauthorized", "a valid 'Authorization: Bearer <api key>' "
                       "header is required")
     return roles
+
+
+def caller_actor(request: Request) -> str:
+    """Who acts, for the audit trail: ``key:`` and the first 16 hex digits of the SHA-256
+    of the request's API key. Keys have no configured names; the key itself must never be
+    stored, and a hash tells an auditor which key acted (hash the key to compare)."""
+    header = request.headers.get("authorization") or ""
+    key = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def require_role(roles: set[str], role: str) -> None:

@@ -61,7 +61,11 @@ class Metrics:
         projections = list(projections)
         for family, help_text, key in (
                 ("pmo_projection_position", "Last store position applied to the view.", "position"),
-                ("pmo_projection_lag", "Events stored but not yet applied to the view.", "lag")):
+                ("pmo_projection_lag", "Events stored but not yet applied to the view.", "lag"),
+                ("pmo_projection_quarantined", "Aggregates set aside after an event the "
+                 "projection could not apply (GET /v1/quarantine).", "quarantined"),
+                ("pmo_projection_held_events", "Events of quarantined aggregates held for "
+                 "a retry.", "held_events")):
             lines += [f"# HELP {family} {help_text}", f"# TYPE {family} gauge"]
             lines += [f'{family}{{projection="{_esc(str(p["name"]))}"}} {int(p.get(key) or 0)}'
                       for p in projections]

@@ -22,11 +22,13 @@ from projections.folds import (
     fold_portfolio,
     fold_program,
 )
+from projections.quarantine import FoldError
 
 Fold = Callable[[Doc | None, RecordedEvent], Doc | None]
 
 
 class DocProjection(Projection):
+    quarantinable = True  # one doc per aggregate: each aggregate's view stands alone
     table: ClassVar[str]
     # Columns besides id/key/version/doc, each filled from the doc key of the same name.
     columns: ClassVar[tuple[str, ...]] = ()
@@ -54,16 +56,29 @@ class DocProjection(Projection):
         docs = self.load(tx, ids)
         changed: dict[str, Doc] = {}
         fold = self.fold
+        # An aggregate whose event does not fold is left out of the rest of the pass (its
+        # doc may be half-changed); the others go on, so one pass finds every such
+        # aggregate of the batch, and the caller re-applies the batch without them.
+        failed: dict[str, tuple[RecordedEvent, Exception]] = {}
         for e in events:
             id_ = e.oid_hex
+            if failed and id_ in failed:
+                continue
             doc = docs.get(id_)
             if doc is not None and e.originator_version <= doc["version"]:
                 continue  # applied before: a re-delivery or an overlapping batch
-            new = fold(doc, e)
-            if new is None:
-                continue
-            docs[id_] = changed[id_] = new
-            self.applied(e, new)
+            try:
+                new = fold(doc, e)
+                if new is None:
+                    continue
+                docs[id_] = changed[id_] = new
+                self.applied(e, new)
+            except MemoryError:
+                raise
+            except Exception as error:  # the event's, not the store's: nothing written yet
+                failed[id_] = (e, error)
+        if failed:
+            raise FoldError(failed)
         self.write(tx, changed)
 
     def applied(self, e: RecordedEvent, doc: Doc) -> None:
@@ -82,6 +97,18 @@ class DocProjection(Projection):
                 *(doc.get(c) for c in self.columns))
 
     key_field: ClassVar[str]
+
+    def aggregate_key(self, tx: Tx, aggregate: str,
+                      events: Sequence[RecordedEvent]) -> str | None:
+        rows = tx.query(f"SELECT key FROM {self.table} WHERE id = ?", (aggregate,))
+        return str(rows[0][0]) if rows else super().aggregate_key(tx, aggregate, events)
+
+    def evict_rows(self, tx: Tx, aggregate: str) -> int:
+        removed = 0
+        for table in self.tables:  # every table of a doc projection is keyed by ``id``
+            removed += len(tx.query(f"SELECT 1 FROM {table} WHERE id = ?", (aggregate,)))
+            tx.execute(f"DELETE FROM {table} WHERE id = ?", (aggregate,))
+        return removed
 
     def get(self, key: str) -> Doc | None:
         rows = self.db.query(f"SELECT doc FROM {self.table} WHERE key = ?", (key,))

@@ -9,16 +9,16 @@ as of T costs one indexed query, never a scan of the event store.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from domain.application import PmoApplication
 from domain.base import store_id
 from projections.aggregates import PortfolioProjection
-from projections.feed import from_stored, micros
+from projections.feed import RecordedEvent, from_stored, micros
 from projections.folds import (
     Doc,
-    fold_all,
     fold_manager,
     fold_portfolio,
     fold_program,
@@ -28,13 +28,36 @@ from projections.projects import F_MANAGER, ProjectProjection
 from projections.views import manager_view, portfolio_view, program_view, project_view
 
 
+def fold_until_failure(fold: Any, start: Callable[[], Doc | None],
+                       events: Sequence[RecordedEvent]) -> tuple[Doc | None, bool]:
+    """The fold of ``events`` on ``start()``, and whether it stopped at an event it could not
+    fold (the live view quarantines that aggregate): the answer is then the doc before that
+    event, never an error. A fold changes its doc in place, so a failure folds again from
+    a fresh ``start()`` up to the event before."""
+    doc = start()
+    for n, e in enumerate(events):
+        try:
+            doc = fold(doc, e)
+        except Exception:
+            doc = start()
+            for good in events[:n]:
+                doc = fold(doc, good)
+            return doc, True
+    return doc, False
+
+
 def doc_at(app: PmoApplication, kind: str, key: str, at: datetime, fold: Any) -> Doc | None:
+    return doc_and_stop(app, kind, key, at, fold)[0]
+
+
+def doc_and_stop(app: PmoApplication, kind: str, key: str, at: datetime,
+                 fold: Any) -> tuple[Doc | None, bool]:
     originator_id = store_id(kind, key)
     version = app.ledger.version_at(originator_id, at)
     if version is None:
-        return None
+        return None, False
     stored = app.recorder.select_events(originator_id, lte=version)
-    return fold_all(fold, from_stored(app.mapper, stored))
+    return fold_until_failure(fold, lambda: None, from_stored(app.mapper, stored))
 
 
 def project(app: PmoApplication, projects: ProjectProjection, key: str,
@@ -44,12 +67,21 @@ def project(app: PmoApplication, projects: ProjectProjection, key: str,
     version = app.ledger.version_at(originator_id, at)
     if version is None:
         return None
-    doc = projects.snapshot_at(originator_id.hex, version)
-    after = doc["version"] if doc is not None else None
+    snapshot = projects.snapshot_at(originator_id.hex, version)
+    after = snapshot["version"] if snapshot is not None else None
     stored = app.recorder.select_events(originator_id, gt=after, lte=version)
-    for e in from_stored(app.mapper, stored):
-        doc = fold_project(doc, e)
-    return None if doc is None else project_view(doc, at.date())
+    first = [snapshot]  # the first start() takes the snapshot read above; a refold, a fresh one
+
+    def start() -> Doc | None:
+        return first.pop() if first else projects.snapshot_at(originator_id.hex, version)
+
+    doc, stopped = fold_until_failure(fold_project, start, from_stored(app.mapper, stored))
+    if doc is None:
+        return None
+    view = project_view(doc, at.date())
+    if stopped:  # the service adds "quarantined": false otherwise
+        view["quarantined"] = True
+    return view
 
 
 def portfolio(app: PmoApplication, projects: ProjectProjection, key: str,
@@ -61,27 +93,34 @@ def portfolio(app: PmoApplication, projects: ProjectProjection, key: str,
         if version is None:
             return None
         doc = portfolios.doc_at_version(originator_id.hex, version)
+    stopped = False
     if doc is None:  # no history row yet (the projection lags): fold the stored events
-        doc = doc_at(app, "portfolio", key, at, fold_portfolio)
+        doc, stopped = doc_and_stop(app, "portfolio", key, at, fold_portfolio)
     if doc is None:
         return None
-    return portfolio_view(doc, projects.figs_at(key, micros(at), at.date()))
+    view = portfolio_view(doc, projects.figs_at(key, micros(at), at.date()))
+    if stopped:  # the service adds "quarantined": false otherwise
+        view["quarantined"] = True
+    return view
 
 
 def program(app: PmoApplication, projects: ProjectProjection, key: str,
             at: datetime) -> dict[str, Any] | None:
-    doc = doc_at(app, "program", key, at, fold_program)
+    doc, stopped = doc_and_stop(app, "program", key, at, fold_program)
     if doc is None:
         return None
     # A project's program never changes, so today's members are the candidates.
     ids = [r[0] for r in projects.db.query("SELECT id FROM pv_projects WHERE program_id = ?",
                                            (key,))]
-    return program_view(doc, projects.figs_at(doc["portfolio_id"], micros(at), at.date(), ids))
+    view = program_view(doc, projects.figs_at(doc["portfolio_id"], micros(at), at.date(), ids))
+    if stopped:  # the service adds "quarantined": false otherwise
+        view["quarantined"] = True
+    return view
 
 
 def manager(app: PmoApplication, projects: ProjectProjection, key: str,
             at: datetime) -> dict[str, Any] | None:
-    doc = doc_at(app, "manager", key, at, fold_manager)
+    doc, stopped = doc_and_stop(app, "manager", key, at, fold_manager)
     if doc is None:
         return None
     ids = [store_id("project", k).hex for k in doc.get("assigned_ever", ())]
@@ -94,4 +133,7 @@ def manager(app: PmoApplication, projects: ProjectProjection, key: str,
     rows = [(f, k) for portfolio_id, members in by_portfolio.items()
             for f, k in projects.figs_at(portfolio_id, micros(at), at.date(), members)
             if f[F_MANAGER] == key]
-    return manager_view(doc, rows)
+    view = manager_view(doc, rows)
+    if stopped:  # the service adds "quarantined": false otherwise
+        view["quarantined"] = True
+    return view

@@ -8,6 +8,9 @@ can never disagree. Events already applied are skipped (per aggregate: version
 <= last applied version), so re-delivery never counts twice. Within one
 aggregate, events must arrive in version order (the store's log and a Kafka
 partition keyed by aggregate both guarantee it); across aggregates any order.
+An event a ``quarantinable`` projection cannot apply sets its aggregate aside
+inside the same transaction, and the rest of the batch goes in
+(``projections.quarantine``); only the store's own errors fail the batch.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from itertools import compress
 from operator import attrgetter
 from typing import Any, ClassVar
 
+from projections import quarantine
 from projections.db import Db, Tx
 from projections.feed import RecordedEvent
 
@@ -43,6 +47,10 @@ class Projection(ABC):
     # Secondary indexes a rebuild drops and builds again at the end: one sorted bulk build
     # is much cheaper than maintaining them row by row (about 1 us an event for the audit).
     deferred_indexes: ClassVar[tuple[str, ...]] = ()
+    # True: an aggregate whose events this projection cannot apply is set aside, the
+    # others go on (see projections.quarantine). Needs views kept per aggregate, each
+    # applied independently of the others, and ``evict_rows``.
+    quarantinable: ClassVar[bool] = False
 
     def __init__(self, db: Db, on_change: Callable[[], None] | None = None) -> None:
         self.db = db
@@ -69,6 +77,9 @@ class Projection(ABC):
         with self.db.transaction() as tx:
             for statement in [TRACKING_DDL, *self.ddl()]:
                 tx.execute(self.db.ddl(statement))
+            if self.quarantinable:
+                for statement in quarantine.QUARANTINE_DDL:
+                    tx.execute(self.db.ddl(statement))
 
     def process(self, events: Sequence[RecordedEvent], tracking: Mapping[str, int]) -> None:
         mine = self.mine(events)
@@ -86,12 +97,37 @@ class Projection(ABC):
                        mine: Sequence[RecordedEvent], tracking: Mapping[str, int],
                        prepared: Any) -> None:
         if mine:
-            self.apply(tx, mine, prepared)
+            self._apply_guarded(tx, mine, prepared)
         tx.executemany(UPSERT_TRACKING, [(self.name, k, int(v)) for k, v in tracking.items()])
         if events:
             tx.executemany(MAX_TRACKING, [
                 (self.name, POSITION, self.applied_position(events)),
                 (self.name, LAST_EVENT_AT, max(e.recorded_us for e in events[-50:]))])
+
+    def _apply_guarded(self, tx: Tx, mine: Sequence[RecordedEvent], prepared: Any) -> None:
+        """``apply``; where it fails on an aggregate's events, that aggregate is quarantined
+        and the others applied (``quarantinable`` projections), else the batch fails."""
+        if self.quarantinable:
+            quarantine.apply_isolating(self, tx, mine, prepared)
+        else:
+            self.apply(tx, mine, prepared)
+
+    def aggregate_key(self, tx: Tx, aggregate: str,
+                      events: Sequence[RecordedEvent]) -> str | None:
+        """The publisher's id of store id ``aggregate`` (None: unknown), from its creation
+        among ``events`` (its events of the batch), read defensively: they failed."""
+        for e in events:
+            if e.originator_version == 1:
+                try:
+                    key = e.payload.get("key")
+                except Exception:
+                    return None
+                return key if isinstance(key, str) else None
+        return None
+
+    def evict_rows(self, tx: Tx, aggregate: str) -> int:
+        """Delete every view row of store id ``aggregate``; the number of rows deleted."""
+        raise NotImplementedError(f"{self.name} cannot evict an aggregate")
 
     def mine(self, events: Sequence[RecordedEvent]) -> Sequence[RecordedEvent]:
         """The events of this projection's topics, in their order.
@@ -131,6 +167,9 @@ class Projection(ABC):
             for table in self.tables:
                 tx.execute(f"DELETE FROM {table}")
             tx.execute("DELETE FROM pv_tracking WHERE projection = ?", (self.name,))
+            if self.quarantinable:  # a rebuild meets every stored event again
+                for table in ("pv_quarantine", "pv_quarantine_held"):
+                    tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
             if rebuilding:
                 tx.execute(UPSERT_TRACKING, (self.name, REBUILDING, 1))
                 for index in self.deferred_indexes:

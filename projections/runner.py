@@ -9,7 +9,9 @@ own transaction: a restart resumes exactly where each projection stopped.
 
 Errors are never swallowed: a failing batch is logged, shown by ``status()``
 and retried with exponential backoff (the batch is not committed, so nothing
-is applied twice).
+is applied twice). Such errors are the store's own (unreachable, locked): an
+event a projection cannot apply quarantines its aggregate instead, inside the
+batch (``projections.quarantine``), and the runner goes on.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class EmbeddedRunner:
                 row["position"] = self._positions[row["name"]]
                 row["lag"] = max(store_max - row["position"], 0)
             if self.error is not None:
+                # The whole text: GET /v1/projections shows it to auditors only (viewers
+                # get a generic line, api/routers/projections.py).
                 row["error"] = self.error
         return rows
 

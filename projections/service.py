@@ -30,7 +30,7 @@ import orjson
 
 from domain.application import PmoApplication
 from pmo.settings import Settings
-from projections import asof
+from projections import asof, quarantine, quarantine_ops
 from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
 from projections.audit import AuditTrailProjection
 from projections.base import LAST_EVENT_AT, REBUILDING, Projection
@@ -44,6 +44,7 @@ from projections.views import manager_view, portfolio_view, program_view, projec
 
 CACHE_LIMIT = 20_000  # entries; the bytes are bounded by ``cache_bytes``
 CACHE_BYTES = 64 * 1024 * 1024  # the default of PMO_VIEW_CACHE_BYTES
+STATUS_QUARANTINE_LIMIT = 100  # aggregates listed per projection (the count is exact)
 # The cache key of each single view served by id, by its collection in the API's
 # paths: the routes and the API's fast path (api/fastpath.py) both key by these.
 VIEW_KEY_PREFIX = {"portfolios": "portfolio:", "projects": "project:", "programs": "program:",
@@ -63,6 +64,7 @@ class ProjectionService:
         self._db_token: tuple[Any, ...] = ()
         self._checked_at = 0.0
         self._cache = ViewCache(cache_bytes, CACHE_LIMIT)
+        self._flags: tuple[tuple[Any, ...], dict[str, dict[str, str | None]]] | None = None
         self._lock = threading.Lock()
         self.portfolios = PortfolioProjection(db, self._changed)
         self.projects = ProjectProjection(db, self._changed)
@@ -136,12 +138,50 @@ class ProjectionService:
     def project(self, key: str) -> bytes | None:
         def build() -> bytes | None:
             doc = self.projects.get(key)
-            return None if doc is None else dumps(project_view(doc, _today()))
+            return None if doc is None else dumps(self._project(doc, _today()))
         return self.cached(f"project:{key}", build)
+
+    def _project(self, doc: dict[str, Any], today: date) -> dict[str, Any]:
+        view = project_view(doc, today)
+        view["quarantined"] = doc["id"] in self.quarantine_flags().get("projects", {})
+        return view
+
+    def quarantine_flags(self) -> dict[str, dict[str, str | None]]:
+        """projection -> {store id: publisher's id} of its quarantined aggregates, read
+        once per cache token (a quarantine changes the tracking rows the token reads)."""
+        token = self.token()
+        flags = self._flags
+        if flags is None or flags[0] != token:
+            found: dict[str, dict[str, str | None]] = {}
+            for name, aggregate, key in self.db.query(
+                    "SELECT projection, aggregate, key FROM pv_quarantine WHERE state = ?",
+                    (quarantine.QUARANTINED,)):
+                found.setdefault(str(name), {})[str(aggregate)] = key
+            flags = self._flags = (token, found)
+        return flags[1]
+
+    def _flag(self, view: dict[str, Any], own: bool, where: str,
+              params: Sequence[Any]) -> dict[str, Any]:
+        """A roll-up's ``quarantined``: its own aggregate (``own``), or a project it sums
+        (``pv_projects`` rows matching ``where``), is held at its last good state;
+        ``quarantined_projects`` names those projects."""
+        names: list[str] = []
+        if self.quarantine_flags().get("projects"):  # else no query at all (the usual case)
+            names = sorted(str(k) for (k,) in self.db.query(
+                "SELECT p.key FROM pv_projects p JOIN pv_quarantine q ON q.aggregate = p.id "
+                f"AND q.projection = 'projects' AND q.state = ? WHERE ({where})",
+                [quarantine.QUARANTINED, *params]))
+        view["quarantined_projects"] = names
+        view["quarantined"] = own or bool(names)
+        return view
+
+    def _own(self, projection: str, doc: dict[str, Any]) -> bool:
+        return doc["id"] in self.quarantine_flags().get(projection, {})
 
     def _portfolio(self, doc: dict[str, Any]) -> dict[str, Any]:
         rows = self.projects.live_figs("portfolio_id = ?", (doc["portfolio_id"],), _today())
-        return portfolio_view(doc, rows)
+        return self._flag(portfolio_view(doc, rows), self._own("portfolios", doc),
+                          "portfolio_id = ?", (doc["portfolio_id"],))
 
     def portfolio(self, key: str) -> bytes | None:
         def build() -> bytes | None:
@@ -164,7 +204,7 @@ class ProjectionService:
         def build() -> bytes:
             docs, next_cursor = project_page(self.db, query)
             today = _today()
-            items = [project_view(orjson.loads(d), today) for d in docs]
+            items = [self._project(orjson.loads(d), today) for d in docs]
             return dumps({"items": items, "next_cursor": next_cursor})
         body = self.cached(f"projects:{query!r}", build)
         assert body is not None
@@ -176,12 +216,14 @@ class ProjectionService:
             if doc is None:
                 return None
             rows = self.projects.live_figs("program_id = ?", (key,), _today())
-            return dumps(program_view(doc, rows))
+            return dumps(self._flag(program_view(doc, rows), self._own("programs", doc),
+                                    "program_id = ?", (key,)))
         return self.cached(f"program:{key}", build)
 
     def _manager(self, doc: dict[str, Any]) -> dict[str, Any]:
         rows = self.projects.live_figs("manager_id = ?", (doc["manager_id"],), _today())
-        return manager_view(doc, rows)
+        return self._flag(manager_view(doc, rows), self._own("managers", doc),
+                          "manager_id = ?", (doc["manager_id"],))
 
     def manager(self, key: str) -> bytes | None:
         def build() -> bytes | None:
@@ -212,6 +254,13 @@ class ProjectionService:
                 view = getattr(asof, kind)(app, self.projects, key, at)
             if view is None:
                 return None
+            stopped = view.get("quarantined", False)  # its fold met an event it cannot fold
+            if kind == "project":
+                view["quarantined"] = stopped
+            else:  # and a roll-up names the quarantined projects it sums
+                where = {"portfolio": "portfolio_id", "program": "program_id",
+                         "manager": "manager_id"}[kind]
+                self._flag(view, stopped, f"{where} = ?", (key,))
             view["as_of"] = at.isoformat()
             return dumps(view)
         return self.cached(f"{kind}@{at.isoformat()}:{key}", build)
@@ -223,6 +272,9 @@ class ProjectionService:
         tracked: dict[str, dict[str, int]] = {}
         for name, key, value in rows:
             tracked.setdefault(name, {})[key] = int(value)
+        held = quarantine_ops.counts(self.db.query)
+        listed = [e for name in held for e in quarantine_ops.entries(
+            self.db.query, name, limit=STATUS_QUARANTINE_LIMIT)]
         out = []
         for name in self.projections:
             t = tracked.get(name, {})
@@ -233,8 +285,48 @@ class ProjectionService:
                 "lag": None if store_max is None else max(store_max - position, 0),
                 "last_event_at": None if last is None else from_micros(last).isoformat(),
                 "state": "rebuilding" if t.get(REBUILDING) else "live",
+                # Viewers see the error's class only: its text may quote publishers' data.
+                "quarantined": held.get(name, (0, 0))[0],
+                "held_events": held.get(name, (0, 0))[1],
+                "quarantined_aggregates": [
+                    {"aggregate": e.key or e.aggregate, "first_position": e.first_position,
+                     "error": e.error_class, "since": from_micros(e.since_us).isoformat()}
+                    for e in listed if e.projection == name],
             })
         return out
+
+    # -- quarantine (see projections.quarantine) -------------------------------------
+
+    def quarantinable(self, name: str) -> Projection:
+        """The projection ``name`` if it quarantines; KeyError otherwise."""
+        projection = self.projections.get(name)
+        if projection is None or not projection.quarantinable:
+            raise KeyError(name)
+        return projection
+
+    def quarantined(self, projection: str | None, after: tuple[str, str] | None,
+                    limit: int) -> list[quarantine_ops.Entry]:
+        return quarantine_ops.entries(self.db.query, projection, after, limit)
+
+    def retry_quarantined(self, name: str, aggregate: str,
+                          record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Re-apply a quarantined aggregate's held events; ``record(outcome)`` runs before
+        the view change commits (it stores the audit event): if it fails, nothing changed."""
+        return self._act(quarantine_ops.retry, name, aggregate, record)
+
+    def evict_quarantined(self, name: str, aggregate: str,
+                          record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Drop a quarantined aggregate's view rows; ``record`` as for a retry."""
+        return self._act(quarantine_ops.evict, name, aggregate, record)
+
+    def _act(self, action: Callable[[Projection, Any, str], dict[str, Any]], name: str,
+             aggregate: str, record: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        projection = self.quarantinable(name)
+        with self.db.transaction() as tx:
+            outcome = action(projection, tx, aggregate)
+            record(outcome)
+        self._changed()
+        return outcome
 
 
 def _today() -> date:

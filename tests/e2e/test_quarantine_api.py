@@ -176,3 +176,17 @@ def test_retry_and_evict_are_recorded_in_the_audit_trail(
     assert all(i["lag"] == 0 for i in items.values())
     assert {n: i["quarantined"] for n, i in items.items()} == {
         "portfolios": 0, "projects": 1, "programs": 0, "managers": 0, "audit": 0}
+
+
+def test_history_shows_an_event_this_version_cannot_decode(
+        quarantined: tuple[TestClient, int]) -> None:
+    client, bad = quarantined
+    response = client.get("/v1/projects/PRJ-1/history", headers=AUDIT)
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [i["version"] for i in items] == list(range(1, len(items) + 1))
+    raw = [i for i in items if "undecodable" in i]
+    assert [i["position"] for i in raw] == [bad]
+    assert raw[0]["type"] == "pmo.project.cost_recorded"
+    assert raw[0]["data"]["amount"]["_data_"] == "twelve"  # as stored
+    assert all("undecodable" not in i for i in items if i["position"] != bad)

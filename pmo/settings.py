@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     runner_process: bool = Field(
         True, description="pmo serve, embedded: feed the views from a child process "
         "(a core of its own) rather than a thread of the API process")
+    max_batch_events: int = Field(5000, ge=1, description="most events in one POST /v1/events "
+                                  "batch; more is refused with 413")
 
     @field_validator("event_store_url", "projection_store_url")
     @classmethod

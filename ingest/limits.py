@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, GetPydanticSchema, StringConstraints
+from pydantic import Field, GetPydanticSchema, StringConstraints
 from pydantic_core import core_schema
 
 ID_MAX = 200
@@ -93,5 +93,16 @@ Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False, max_digits
 Capacity = Annotated[int, Field(strict=True, ge=1, le=CAPACITY_MAX)]
 OneToFive = Annotated[int, Field(strict=True, ge=1, le=5)]
 
-Instant = Annotated[AwareDatetime, Field(ge=EARLIEST, le=LATEST)]
-Day = Annotated[date, Field(ge=EARLIEST_DATE, le=LATEST_DATE)]
+
+
+def _iso(schema: core_schema.CoreSchema) -> GetPydanticSchema:
+    # ISO 8601 text only: pydantic would also read a number as seconds since the epoch.
+    chain = core_schema.chain_schema([core_schema.str_schema(strict=True, max_length=64),
+                                      schema])
+    return GetPydanticSchema(lambda _type, _handler: chain)
+
+
+# An instant with its UTC offset, in range; a date, in range. (A naive time is refused.)
+Instant = Annotated[datetime, _iso(core_schema.datetime_schema(
+    tz_constraint="aware", ge=EARLIEST, le=LATEST))]
+Day = Annotated[date, _iso(core_schema.date_schema(ge=EARLIEST_DATE, le=LATEST_DATE))]

@@ -59,27 +59,20 @@ LongText = Annotated[str, StringConstraints(strict=True, min_length=1, max_lengt
 Currency = Annotated[str, StringConstraints(strict=True, pattern=CURRENCY_PATTERN)]
 
 
-def _positive(amount: Decimal) -> Decimal:
-    if not amount:
-        raise ValueError("must be greater than 0")
-    return amount
-
-
-def _money(*after: core_schema.CoreSchema) -> GetPydanticSchema:
-    # A string checked by its pattern in Rust, then made a Decimal by the C constructor:
-    # every form the pattern lets through is exact and finite. (The OpenAPI document
-    # shows the first step: a string with its pattern.)
+def _money(**bounds: Decimal) -> GetPydanticSchema:
+    # A string checked by its pattern in Rust, then read as a Decimal: every form the
+    # pattern lets through is exact and finite. (The OpenAPI document shows the first
+    # step: a string with its pattern.)
     schema = core_schema.chain_schema([
         core_schema.custom_error_schema(
             core_schema.str_schema(strict=True, pattern=MONEY_PATTERN),
             custom_error_type="money", custom_error_message=EXPLAINED[MONEY_PATTERN]),
-        core_schema.no_info_plain_validator_function(Decimal), *after])
+        core_schema.decimal_schema(**bounds)])  # type: ignore[arg-type]
     return GetPydanticSchema(lambda _type, _handler: schema)
 
 
 Money = Annotated[Decimal, _money()]
-PositiveMoney = Annotated[Decimal, _money(core_schema.no_info_plain_validator_function(
-    _positive))]
+PositiveMoney = Annotated[Decimal, _money(gt=Decimal(0))]
 
 # Ratios and percentages are JSON numbers (CONTRACT section 8). A float's shortest
 # form has at most 17 decimals; a bound on them refuses ``1e-1000000``, which no view

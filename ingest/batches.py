@@ -22,9 +22,10 @@ _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
 _SPACE = b" \t\r\n"
 
 
-def split_array(body: bytes) -> list[bytes] | None:
+def split_array(body: bytes, max_items: int | None = None) -> list[bytes] | None:
     """The bytes of each item of the JSON array ``body``, or None if it is not an array
-    whose brackets balance (then no item can be told from the next)."""
+    whose brackets balance (then no item can be told from the next). With ``max_items``,
+    it stops at the item after that many: the caller refuses the batch anyway."""
     start = len(body) - len(body.lstrip(_SPACE))
     if body[start:start + 1] != b"[":
         return None
@@ -44,6 +45,8 @@ def split_array(body: bytes) -> list[bytes] | None:
         elif char == b"," and depth == 1:
             items.append(body[item_start:token.start()].strip(_SPACE))
             item_start = token.end()
+            if max_items is not None and len(items) > max_items:
+                return items
     if end is None or body[end + 1:].strip(_SPACE):
         return None
     last = body[item_start:end].strip(_SPACE)

@@ -65,10 +65,11 @@ def post_events(_: Publisher, services: ServicesDep, request: Request, body: Raw
         document = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         # One unreadable item (a NUL byte, 2,000 levels deep) must not sink its batch.
-        items = split_array(body)
+        limit = services.settings.max_batch_events
+        items = split_array(body, max_items=limit)
         if items is None:
             return _single(services, metrics, Inbound(body, error=f"not valid JSON: {e}"))
-        _check_batch_size(len(items), services.settings.max_batch_events)
+        _check_batch_size(len(items), limit, exact=len(items) <= limit)
         return _batch(services, metrics, [_item(raw) for raw in items])
     if isinstance(document, list):
         _check_batch_size(len(document), services.settings.max_batch_events)
@@ -85,12 +86,13 @@ def post_events(_: Publisher, services: ServicesDep, request: Request, body: Raw
     return _single(services, metrics, _structured(document, body))
 
 
-def _check_batch_size(items: int, limit: int) -> None:
+def _check_batch_size(items: int, limit: int, exact: bool = True) -> None:
     if items > limit:
+        held = f"{items}" if exact else f"more than {limit}"
         raise Problem(413, "Too many events in a batch",
-                      f"the batch holds {items} events, over the limit of {limit} "
+                      f"the batch holds {held} events, over the limit of {limit} "
                       "(PMO_MAX_BATCH_EVENTS): send it in smaller batches",
-                      kind="batch-too-large", limit=limit, items=items)
+                      kind="batch-too-large", limit=limit, items=items if exact else None)
 
 
 def _item(raw: bytes) -> Inbound:

@@ -287,6 +287,8 @@ def test_a_batch_over_the_limit_is_413_naming_it_and_logs_nothing(edge: TestClie
     body = b"[" + b",".join([b"0"] * 524_000) + b"]"
     problem = assert_problem(post(edge, body, BATCH), 413)
     assert problem["limit"] == MAX_BATCH and "PMO_MAX_BATCH_EVENTS" in problem["detail"]
+    unreadable = body[:-1] + b', "\x00"]'  # read item by item: still refused whole
+    assert assert_problem(post(edge, unreadable, BATCH), 413)["limit"] == MAX_BATCH
     over = [portfolio(f"PF-{n}") for n in range(MAX_BATCH + 1)]
     assert assert_problem(post(edge, over, BATCH), 413)["items"] == MAX_BATCH + 1
     assert rejections(edge) == []
@@ -313,3 +315,46 @@ def test_wrong_types_and_odd_numbers_are_refused_per_item(edge: TestClient) -> N
     assert len(rejections(edge)) == len(bad) - 1
     assert_caught_up(edge, ["P-1"])
     assert edge.get("/v1/projects/P-1", headers=AUDIT).json()["actual_cost"] == "12.50"
+
+
+def test_values_at_every_limit_are_taken_and_every_view_computes(edge: TestClient) -> None:
+    """What the limits let through, the views can show: the largest amounts, the earliest
+    and latest dates and times, 200-character ids and text, 4,000-character long text."""
+    top, pid, text, long_text = "999999999999999.9999", "P" * 200, "t" * 200, "l" * 4000
+    events = [
+        {**cloud_event("pmo.portfolio.opened", "PF-1", {
+            "name": text, "pmo_type": "directive", "currency": "EUR", "budget_envelope": top,
+            "owner": text}), "time": "1970-01-01T00:00:00Z"},
+        cloud_event("pmo.manager.registered", "M-1", {"name": text, "capacity": 10_000,
+                                                      "grade": text}),
+        cloud_event("pmo.portfolio.objective_set", "PF-1", {
+            "objective_id": "O" * 200, "title": text, "weight": 1e-17}),
+        {**cloud_event("pmo.project.proposed", pid, {
+            "portfolio_id": "PF-1", "name": text, "sponsor": text, "budget_requested": top,
+            "planned_start": "1970-01-01", "planned_finish": "9999-12-30",
+            "objectives": [{"objective_id": "O" * 200, "contribution": 1}], "priority": 5}),
+         "id": "propose"},
+        {**cloud_event("pmo.project.manager_assigned", pid, {"manager_id": "M-1"}), "id": "a"},
+        {**cloud_event("pmo.project.approved", pid, {"approved_budget": top,
+                                                     "approver": text}), "id": "b"},
+        {**cloud_event("pmo.project.started", pid, {"started_on": "9999-12-30"}), "id": "c"},
+        *[{**cost(pid, top, n), "id": f"cost-{n}"} for n in range(3)],
+        {**cloud_event("pmo.project.forecast_updated", pid, {
+            "estimate_at_completion": top}), "id": "d"},
+        {**cloud_event("pmo.project.status_reported", pid, {
+            "overall": "red", "scope": "red", "schedule": "red", "budget": "red",
+            "percent_complete": 100, "summary": long_text}), "id": "e"},
+        {**cloud_event("pmo.project.milestone_planned", pid, {
+            "milestone_id": "M" * 200, "name": text, "due": "9999-12-30"}), "id": "f"},
+        {**cloud_event("pmo.project.schedule_changed", pid, {
+            "planned_finish": "1970-01-01", "reason": long_text}), "id": "g"},
+        {**cloud_event("pmo.project.completed", pid, {
+            "finished_on": "9999-12-30", "outcome": long_text}),
+         "id": "h", "time": "9999-12-30T00:00:00Z"},
+    ]
+    assert statuses(post(edge, events, BATCH)) == ["accepted"] * len(events)
+    assert_caught_up(edge, [pid])
+    for route in ("/v1/portfolios/PF-1", "/v1/managers/M-1"):
+        assert edge.get(route, headers=AUDIT).status_code == 200
+    project = edge.get(f"/v1/projects/{pid}", headers=AUDIT).json()
+    assert project["approved_budget"] == top and project["state"] == "completed"

@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
-# A JSON string (escapes included), or one structural byte.
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+# A JSON string (escapes included), one structural byte, or a quote that opens a
+# string never closed.
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]|"', re.DOTALL)
 _SPACE = b" \t\r\n"
 
 
@@ -34,7 +35,10 @@ def split_array(body: bytes, max_items: int | None = None) -> list[bytes] | None
     item_start = start + 1
     end = None
     for token in _TOKENS.finditer(body, start):
-        char = token.group()[:1]
+        text = token.group()
+        char = text[:1]
+        if text == b'"':
+            return None  # an unterminated string: where items end is unknown
         if char in b"[{":
             depth += 1
         elif char in b"]}":

@@ -21,9 +21,9 @@ ID_MAX = 200
 TEXT_MAX = 200
 LONG_TEXT_MAX = 4000
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# Far enough from ``datetime.max`` that any offset, and a day of arithmetic on the
+# read side, stay representable (``9999-12-31T23:59:59-05:00`` is not, in UTC).
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
-# Far enough from ``datetime.max`` that any offset, and a few days of arithmetic on
-# the read side, stay representable.
 EARLIEST_DATE = EARLIEST.date()
 LATEST_DATE = LATEST.date()
 CAPACITY_MAX = 10_000
@@ -85,7 +85,6 @@ Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False, max_digits
                                    decimal_places=17)]
 Capacity = Annotated[int, Field(strict=True, ge=1, le=CAPACITY_MAX)]
 OneToFive = Annotated[int, Field(strict=True, ge=1, le=5)]
-
 
 
 def _iso(schema: core_schema.CoreSchema) -> GetPydanticSchema:

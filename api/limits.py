@@ -37,20 +37,29 @@ class BodyLimit:
                     return
                 break
         received = 0
-        started = False
+        started = over = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, over
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    over = True
                     raise BodyTooLarge(self.max_bytes)  # answered by the Problem handler
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if over:
+                    # The handler that answered the 413 does not know the rest of the body
+                    # is still unread: the server must close rather than parse it as the
+                    # next request.
+                    message = {**message, "headers": [
+                        *[(k, v) for k, v in message.get("headers", ()) if k != b"connection"],
+                        (b"connection", b"close")]}
             await send(message)
 
         try:

@@ -9,6 +9,7 @@ offsets only after the refusals are as durable as the stored events.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,9 @@ from pmo.settings import Settings
 
 SEND_TIMEOUT_S = 150.0  # longer than the producer's own delivery timeout (120 s)
 REASON_MAX_BYTES = 4096
+# A dead letter (value, key and headers) stays under the default 1 MiB of the producer
+# and the broker, with room for the record's own framing.
+DEAD_LETTER_MAX_BYTES = 1_000_000
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -44,8 +48,9 @@ class KafkaRefusalSink:
         for refusal in refusals:
             headers = [*refusal.headers, *_provenance(refusal)]
             key = self.keys.get(refusal.origin, _subject_key(refusal))
+            value, headers = fit(refusal.raw, key, headers)
             self._pending.append(self._producer.send(
-                self._topics[refusal.kind], key=key, value=refusal.raw, headers=headers))
+                self._topics[refusal.kind], key=key, value=value, headers=headers))
             self.sent[refusal.kind] += 1
 
     def flush(self) -> None:
@@ -55,6 +60,23 @@ class KafkaRefusalSink:
             self._producer.flush(timeout=SEND_TIMEOUT_S)
         for future in pending:
             future.get(timeout=SEND_TIMEOUT_S)
+
+
+def fit(value: bytes, key: bytes | None, headers: list[tuple[str, bytes]],
+        ) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The dead letter's value and headers, within ``DEAD_LETTER_MAX_BYTES``.
+
+    The original plus our headers could be over what the producer and the broker
+    take (1 MiB by default); a send that failed on every re-read would stall the
+    partition. Such a dead letter keeps the head of the value, with the original's
+    size and SHA-256 (the whole message is still in ``pmo.inbound``, for its retention).
+    """
+    size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+    if size <= DEAD_LETTER_MAX_BYTES:
+        return value, headers
+    kept = value[:max(0, DEAD_LETTER_MAX_BYTES - (size - len(value)) - 200)]
+    return kept, [*headers, ("pmo_truncated_from", str(len(value)).encode()),
+                  ("pmo_sha256", hashlib.sha256(value).hexdigest().encode())]
 
 
 def _subject_key(refusal: Refusal) -> bytes | None:

@@ -16,6 +16,7 @@ from ingest.cloudevents import (
     binary_attributes,
     parse_binary,
     parse_structured,
+    printable,
 )
 from ingest.service import Inbound
 
@@ -42,4 +43,8 @@ def read(value: bytes | None, headers: Sequence[tuple[str, bytes | None]], *,
         event = parse_structured(raw) if attributes is None else parse_binary(attributes, raw)
     except MalformedEventError as e:
         return Inbound(raw, error=str(e), headers=kept, origin=where)
+    except Exception as e:  # any message it cannot read is a dead letter
+        # Never a crash: a message that failed every re-read would stall its partition.
+        return Inbound(raw, error=printable(f"unreadable message: {type(e).__name__}: {e}"),
+                       headers=kept, origin=where)
     return Inbound(raw, event, headers=kept, origin=where)

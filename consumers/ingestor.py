@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
-from consumers.deadletters import SEND_TIMEOUT_S, producer
+from consumers.deadletters import SEND_TIMEOUT_S, fit, producer
 from consumers.topics import DLQ, INBOUND, ensure_topics
-from ingest.cloudevents import CloudEvent, MalformedEventError
+from ingest.cloudevents import CloudEvent, MalformedEventError, printable
 from ingest.service import Inbound, Result, to_command
 from pmo.settings import Settings
 
@@ -56,12 +56,12 @@ class KafkaIngestor:
                 results.append(Result("invalid", event.id if event else None,
                                       event.source if event else None,
                                       reason=str(e), code="invalid"))
-                futures.append(self._producer.send(
-                    self._dlq, key=event.subject.encode() if event else None,
-                    value=message.raw, headers=[*message.headers,
-                                                ("pmo_reason", str(e).encode()),
-                                                ("pmo_kind", b"dlq"),
-                                                ("pmo_source", message.origin.encode())]))
+                key = event.subject.encode() if event else None
+                value, headers = fit(message.raw, key, [
+                    *message.headers, ("pmo_reason", printable(str(e)).encode()),
+                    ("pmo_kind", b"dlq"), ("pmo_source", message.origin.encode())])
+                futures.append(self._producer.send(self._dlq, key=key, value=value,
+                                                   headers=headers))
                 continue
             futures.append(self._producer.send(
                 self._inbound, key=event.subject.encode(), value=structured_value(event),

@@ -7,30 +7,45 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from domain.values import Envelope, utc
+from ingest.limits import (
+    EXPLAINED,
+    LONG_TEXT_MAX,
+    LONG_TEXT_PATTERN,
+    Id,
+    Instant,
+    Text,
+)
 
-Attribute = Annotated[str, Field(min_length=1, max_length=2048)]
+# CloudEvents extension attributes are scalars (string, integer, boolean; URIs and
+# timestamps as strings): a nested or oversize value is refused, never kept.
+Extension = (Annotated[str, StringConstraints(max_length=LONG_TEXT_MAX,
+                                              pattern=LONG_TEXT_PATTERN)]
+             | Annotated[int, Field(strict=True, ge=-(2**63), lt=2**63)] | bool | None)
 
 
 class CloudEvent(BaseModel):
-    """One inbound CloudEvent; extension attributes (such as ``actor``) are kept."""
+    """One inbound CloudEvent; extension attributes (such as ``actor``) are kept.
+
+    Every attribute's limits are CONTRACT section 10 (``ingest.limits``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Extension] = Field(init=False)
 
     specversion: Literal["1.0"]
-    id: Attribute
-    source: Attribute
-    type: Attribute
-    subject: Attribute
-    time: AwareDatetime
+    id: Id
+    source: Id
+    type: Id
+    subject: Id
+    time: Instant
     # A JSON media type (application/json, application/cloudevents+json, ...), checked by
     # a pattern rather than a Python validator: this model is on every message's path.
-    datacontenttype: Annotated[str, Field(pattern=r"(?i)^[^;]*json\s*(;.*)?$")] = (
-        "application/json")
+    datacontenttype: Annotated[str, Field(max_length=200,
+                                          pattern=r"(?i)^[^;]*json\s*(;.*)?$")] = "application/json"
     data: dict[str, Any]
-    actor: Annotated[str, Field(max_length=2048)] | None = None
+    actor: Text | None = None
 
     def envelope(self) -> Envelope:
         return Envelope(self.source, self.id, self.actor, utc(self.time))
@@ -44,13 +59,29 @@ class MalformedEventError(ValueError):
     """The message is not a CloudEvent we can read (bad JSON, missing or invalid attributes)."""
 
 
+REASON_MAX = 2000  # characters of a reason: it is echoed, logged and sent as a header
+# Characters a reason shows escaped: it quotes a publisher's field names and ids, and
+# must stay one printable line (a PostgreSQL text column cannot even hold NUL).
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_ESCAPES.update({c: f"\\u{c:04x}" for c in (*range(0x202a, 0x202f), *range(0x2066, 0x206a))})
+
+
+def printable(text: str, limit: int = REASON_MAX) -> str:
+    """``text`` as one printable line of at most ``limit`` characters."""
+    shown = text[:limit].translate(_ESCAPES)
+    return shown if len(text) <= limit and len(shown) <= limit else shown[:limit - 3] + "..."
+
+
 def describe(error: ValidationError) -> str:
     """One line a publisher can act on: where and what, for each problem."""
     parts = []
-    for e in error.errors(include_url=False)[:10]:
-        where = ".".join(str(p) for p in e["loc"]) or "event"
-        parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
+    for e in error.errors(include_url=False, include_input=False)[:10]:
+        where = ".".join(printable(str(p), 100) for p in e["loc"]) or "event"
+        message = e["msg"]
+        if e["type"] == "string_pattern_mismatch":
+            message = EXPLAINED.get(str(e.get("ctx", {}).get("pattern")), message)
+        parts.append(f"{where}: {message}")
+    return printable("; ".join(parts))
 
 
 def parse_structured(value: bytes | str | Mapping[str, Any]) -> CloudEvent:
@@ -62,6 +93,8 @@ def parse_structured(value: bytes | str | Mapping[str, Any]) -> CloudEvent:
         raise MalformedEventError(f"not valid JSON: {e}") from None
     except ValidationError as e:
         raise MalformedEventError(describe(e)) from None
+    except (RecursionError, TypeError, ValueError) as e:  # never a 500 for a message
+        raise MalformedEventError(printable(f"unreadable event: {e}")) from None
 
 
 _BATCH = TypeAdapter(list[CloudEvent])
@@ -75,7 +108,7 @@ def parse_batch(items: list[Any]) -> list[CloudEvent] | None:
     validating a small envelope."""
     try:
         return _BATCH.validate_python(items)
-    except ValidationError:
+    except (ValidationError, RecursionError):
         return None
 
 

@@ -1,34 +1,37 @@
 """The ``data`` of each inbound CloudEvent type (CONTRACT section 3), and its command.
 
 Money is a decimal *string* (a JSON number is refused: floats lose cents);
-unknown fields are refused so a publisher's typo is reported, not ignored.
+unknown fields are refused so a publisher's typo is reported, not ignored. Every
+field's limits (CONTRACT section 10) are the types of ``ingest.limits``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain import commands as c
 from domain.project import ObjectiveContribution
 from domain.values import Colour, PmoType
+from ingest.limits import (
+    OBJECTIVES_MAX,
+    Capacity,
+    Currency,
+    Day,
+    Id,
+    LongText,
+    Money,
+    OneToFive,
+    Percent,
+    PositiveMoney,
+    Ratio,
+    Text,
+    Weight,
+)
 
-
-def _decimal_string(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise ValueError("money must be a decimal string such as \"1234.50\"")
-    return value
-
-
-Money = Annotated[Decimal, BeforeValidator(_decimal_string), Field(allow_inf_nan=False)]
-NonNegativeMoney = Annotated[Money, Field(ge=0)]
-Ratio = Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]
-Text = Annotated[str, Field(min_length=1, max_length=10_000)]
-Id = Annotated[str, Field(min_length=1, max_length=200)]
+NonNegativeMoney = Money  # the pattern has no sign: every amount it takes is >= 0
 Rag = Literal["green", "amber", "red"]
 
 
@@ -39,7 +42,7 @@ class Data(BaseModel):
 class PortfolioOpened(Data):
     name: Text
     pmo_type: Literal["supportive", "controlling", "directive"]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     budget_envelope: NonNegativeMoney
     owner: Text
 
@@ -47,21 +50,21 @@ class PortfolioOpened(Data):
 class ObjectiveSet(Data):
     objective_id: Id
     title: Text
-    weight: Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False)]
+    weight: Weight
 
 
 class ManagerRegistered(Data):
     name: Text
-    capacity: Annotated[int, Field(ge=1)]
-    grade: str | None = None
+    capacity: Capacity
+    grade: Text | None = None
 
 
 class CapacityChanged(Data):
-    capacity: Annotated[int, Field(ge=1)]
+    capacity: Capacity
 
 
 class LeftPool(Data):
-    reason: str | None = None
+    reason: LongText | None = None
 
 
 class ProgramLaunched(Data):
@@ -81,10 +84,10 @@ class ProjectProposed(Data):
     name: Text
     sponsor: Text
     budget_requested: NonNegativeMoney
-    planned_start: date
-    planned_finish: date
-    objectives: list[Objective] = []
-    priority: Annotated[int, Field(ge=1, le=5)] | None = None
+    planned_start: Day
+    planned_finish: Day
+    objectives: Annotated[list[Objective], Field(max_length=OBJECTIVES_MAX)] = []
+    priority: OneToFive | None = None
 
 
 class ProjectApproved(Data):
@@ -93,7 +96,7 @@ class ProjectApproved(Data):
 
 
 class Reasoned(Data):
-    reason: Text
+    reason: LongText
 
 
 class ManagerAssigned(Data):
@@ -101,7 +104,7 @@ class ManagerAssigned(Data):
 
 
 class Started(Data):
-    started_on: date
+    started_on: Day
 
 
 class Nothing(Data):
@@ -110,13 +113,13 @@ class Nothing(Data):
 
 class BudgetChanged(Data):
     approved_budget: NonNegativeMoney
-    reason: Text
+    reason: LongText
 
 
 class CostRecorded(Data):
-    amount: Annotated[Money, Field(gt=0)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    incurred_on: date
+    amount: PositiveMoney
+    currency: Currency
+    incurred_on: Day
     category: Text
     reference: Text
 
@@ -126,19 +129,19 @@ class ForecastUpdated(Data):
 
 
 class ScheduleChanged(Data):
-    planned_finish: date
-    reason: Text
+    planned_finish: Day
+    reason: LongText
 
 
 class MilestonePlanned(Data):
     milestone_id: Id
     name: Text
-    due: date
+    due: Day
 
 
 class MilestoneAchieved(Data):
     milestone_id: Id
-    achieved_on: date
+    achieved_on: Day
 
 
 class StatusReported(Data):
@@ -146,25 +149,25 @@ class StatusReported(Data):
     scope: Rag
     schedule: Rag
     budget: Rag
-    percent_complete: Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]
-    summary: Text
+    percent_complete: Percent
+    summary: LongText
 
 
 class RiskRaised(Data):
     risk_id: Id
     title: Text
     probability: Ratio
-    impact: Annotated[int, Field(ge=1, le=5)]
+    impact: OneToFive
 
 
 class RiskClosed(Data):
     risk_id: Id
-    resolution: Text
+    resolution: LongText
 
 
 class Completed(Data):
-    finished_on: date
-    outcome: str | None = None
+    finished_on: Day
+    outcome: LongText | None = None
 
 
 ToCommand = Callable[[str, Any], c.Command]

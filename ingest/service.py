@@ -10,18 +10,22 @@ to the ``RefusalSink`` with their original bytes, so nothing is lost.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from eventsourcing.persistence import InterfaceError, InternalError, OperationalError
 from pydantic import ValidationError
 
-from domain.application import PmoApplication
+from domain.application import Outcome, PmoApplication
 from domain.commands import Command
 from domain.values import Envelope
-from ingest.cloudevents import CloudEvent, MalformedEventError, describe
+from ingest.cloudevents import CloudEvent, MalformedEventError, describe, printable
 from ingest.schemas import TYPES
+
+log = logging.getLogger(__name__)
 
 Status = Literal["accepted", "duplicate", "rejected", "invalid", "queued"]
 
@@ -83,7 +87,8 @@ def to_command(event: CloudEvent) -> tuple[Envelope, Command]:
     try:
         schema, build = TYPES[event.type]
     except KeyError:
-        raise MalformedEventError(f"type: unknown event type '{event.type}'") from None
+        raise MalformedEventError(
+            printable(f"type: unknown event type '{event.type}'")) from None
     try:
         data = schema.model_validate(event.data)
     except ValidationError as e:
@@ -110,10 +115,17 @@ class IngestService:
                 items.append(to_command(event))
                 valid.append(i)
             except MalformedEventError as e:
-                results[i] = Result("invalid", *_ids(event), reason=str(e), code="invalid")
-                refused.append(_refusal("dlq", str(e), message))
-        for i, outcome in zip(valid, self.app.record(items), strict=True):
+                reason = printable(str(e))
+                results[i] = Result("invalid", *_ids(event), reason=reason, code="invalid")
+                refused.append(_refusal("dlq", reason, message))
+        for i, outcome in zip(valid, self._record(items), strict=True):
             event = messages[i].event
+            if isinstance(outcome, Exception):
+                reason = printable(f"the event could not be stored: {type(outcome).__name__}: "
+                                   f"{outcome}")
+                results[i] = Result("invalid", *_ids(event), reason=reason, code="invalid")
+                refused.append(_refusal("dlq", reason, messages[i]))
+                continue
             results[i] = Result(outcome.status, *_ids(event), position=outcome.position,
                                 reason=outcome.reason, code=outcome.code)
             if outcome.status == "rejected":
@@ -121,6 +133,36 @@ class IngestService:
         if refused and self.refusals is not None:
             self.refusals.record_refusals(refused)
         return [r for r in results if r is not None]
+
+
+    def _record(self, items: list[tuple[Envelope, Command]]) -> list[Outcome | Exception]:
+        """The batch's outcomes; if storing it fails for a reason other than the store
+        being unwell, each event is stored on its own, and the one that still fails is
+        its own outcome (refused, with the error), so it cannot sink its batch nor stall
+        a Kafka partition by failing on every re-read."""
+        try:
+            return list(self.app.record(items))
+        except Exception as e:
+            if _unwell(e):
+                raise
+            log.exception("a batch of %d events could not be stored; storing one by one",
+                          len(items))
+        outcomes: list[Outcome | Exception] = []
+        for item in items:
+            try:
+                outcomes += self.app.record([item])
+            except Exception as e:
+                if _unwell(e):
+                    raise
+                outcomes.append(e)
+        return outcomes
+
+
+def _unwell(error: Exception) -> bool:
+    """The store (not the message) failed: unreachable, or too many write conflicts.
+    Such a failure propagates: HTTP answers 5xx, ``pmo ingest`` re-reads the batch."""
+    return (isinstance(error, OperationalError | InterfaceError | InternalError | OSError)
+            or type(error) is RuntimeError)
 
 
 def _ids(event: CloudEvent | None) -> tuple[str | None, str | None]:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     view_cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="the API's cache of rendered views, in bytes "
         "(keys and bodies; oldest first out)")
+    max_batch_events: int = Field(5000, ge=1, description="most events in one POST /v1/events "
+                                  "batch; more is refused with 413")
 
     @field_validator("event_store_url", "projection_store_url")
     @classmethod

@@ -27,6 +27,14 @@ _FIELDS = ("id", "kind", "reason", "source", "event_id", "type", "subject", "ori
            "received_at", "headers", "raw")
 
 
+def _text(value: str | None) -> str | None:
+    """``value`` as a text column can hold it: PostgreSQL's text cannot hold NUL. Ingest
+    keeps NUL out of ids and reasons; this keeps a dead letter from any other source
+    (an old worker, a hand-made message) from stopping the log. The bytes stay whole
+    in ``raw``."""
+    return value.replace("\x00", "\\x00") if value and "\x00" in value else value
+
+
 class RejectionLog:
     def __init__(self, db: Db) -> None:
         self.db = db
@@ -50,8 +58,8 @@ class RejectionLog:
             tx.executemany(
                 "INSERT INTO pv_rejections (kind, reason, source, event_id, type, subject, "
                 "origin, received_at, headers, raw) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(r.kind, r.reason, r.source, r.event_id, r.type, r.subject, r.origin,
-                  r.received_at.isoformat(),
+                [(r.kind, _text(r.reason), _text(r.source), _text(r.event_id), _text(r.type),
+                  _text(r.subject), _text(r.origin), r.received_at.isoformat(),
                   orjson.dumps([[k, base64.b64encode(v).decode()] for k, v in r.headers]).decode(),
                   base64.b64encode(r.raw).decode()) for r in refusals])
 

@@ -9,7 +9,7 @@ up to 100 ms, so a read right after the answer sees the write.
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -20,6 +20,7 @@ from api.deps import Services, ServicesDep
 from api.metrics import Metrics
 from api.problems import Problem
 from api.routers.event_docs import OPENAPI
+from ingest.batches import BatchBody, split_array
 from ingest.cloudevents import (
     MalformedEventError,
     binary_attributes,
@@ -63,21 +64,47 @@ def post_events(_: Publisher, services: ServicesDep, request: Request, body: Raw
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        return _single(services, metrics, Inbound(body, error=f"not valid JSON: {e}"))
+        # One unreadable item (a NUL byte, 2,000 levels deep) must not sink its batch.
+        limit = services.settings.max_batch_events
+        items = split_array(body, max_items=limit)
+        if items is None:
+            return _single(services, metrics, Inbound(body, error=f"not valid JSON: {e}"))
+        _check_batch_size(len(items), limit, exact=len(items) <= limit)
+        return _batch(services, metrics, [_item(raw) for raw in items])
     if isinstance(document, list):
+        _check_batch_size(len(document), services.settings.max_batch_events)
+        batch = BatchBody(body)
         events = parse_batch(document)
         if events is None:  # some item is not valid: each gets its own outcome
-            return _batch(services, metrics, [_structured(item) for item in document])
-        return _batch(services, metrics, [Inbound(partial(orjson.dumps, item), event)
-                                          for item, event in zip(document, events, strict=True)])
+            return _batch(services, metrics, [_structured(item, batch.writer(item, i))
+                                              for i, item in enumerate(document)])
+        return _batch(services, metrics, [Inbound(batch.writer(item, i), event)
+                                          for i, (item, event)
+                                          in enumerate(zip(document, events, strict=True))])
     if media_type == "application/cloudevents-batch+json":
         return _single(services, metrics, Inbound(body, error="a batch must be a JSON array"))
     return _single(services, metrics, _structured(document, body))
 
 
-def _structured(item: Any, raw: bytes | None = None) -> Inbound:
+def _check_batch_size(items: int, limit: int, exact: bool = True) -> None:
+    if items > limit:
+        held = f"{items}" if exact else f"more than {limit}"
+        raise Problem(413, "Too many events in a batch",
+                      f"the batch holds {held} events, over the limit of {limit} "
+                      "(PMO_MAX_BATCH_EVENTS): send it in smaller batches",
+                      kind="batch-too-large", limit=limit, items=items if exact else None)
+
+
+def _item(raw: bytes) -> Inbound:
+    """A batch item that orjson could not read with the rest: read on its own."""
+    try:
+        return _structured(orjson.loads(raw), raw)
+    except orjson.JSONDecodeError as e:
+        return Inbound(raw, error=f"not valid JSON: {e}")
+
+
+def _structured(item: Any, body: bytes | Callable[[], bytes]) -> Inbound:
     # A batch item is written again only if it is refused (see ``Inbound.body``).
-    body = raw if raw is not None else partial(orjson.dumps, item)
     if not isinstance(item, dict):
         return Inbound(body, error="a CloudEvent must be a JSON object")
     try:

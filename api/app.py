@@ -23,11 +23,12 @@ from api.routers import (
     projections,
     projects,
     rejections,
+    schemas,
 )
 
 # One router per resource (each module exposes ``router``), in the order OpenAPI lists them.
 ROUTERS = (events, history, portfolios, projects, programs, managers, audit, rejections,
-           projections, health)
+           projections, health, schemas)
 
 DESCRIPTION = """\
 Event-sourced portfolio tracking for PMOs. Publishers `POST /v1/events` (CloudEvents 1.0);

@@ -69,6 +69,22 @@ def envelope_schema() -> dict[str, Any]:
     return schema
 
 
+def components(ref_template: str) -> dict[str, dict[str, Any]]:
+    """Every data schema and the envelope's, by name, for embedding in a larger document
+    (AsyncAPI's ``components.schemas``): nested models hoisted beside them, their
+    references made with ``ref_template`` (e.g. ``#/components/schemas/{model}``)."""
+    out: dict[str, dict[str, Any]] = {}
+    models: list[tuple[str, type[BaseModel]]] = [(ENVELOPE, CloudEvent)]
+    models += [(type_, model) for type_, (model, _) in TYPES.items()]
+    for name, model in models:
+        schema = model.model_json_schema(mode="validation", schema_generator=_Generator,
+                                         ref_template=ref_template)
+        out.update(schema.pop("$defs", {}))
+        out[name] = {**schema, "title": name}
+    out[ENVELOPE]["properties"]["type"] = envelope_schema()["properties"]["type"]
+    return out
+
+
 def schema_of(name: str) -> dict[str, Any] | None:
     if name == ENVELOPE:
         return envelope_schema()

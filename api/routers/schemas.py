@@ -54,3 +54,18 @@ def get_schema(type: str) -> Response:
     if body is None:
         raise Problem(404, "Not found", f"unknown event type '{type}'", kind="not-found")
     return Response(body, media_type=MEDIA_TYPE)
+
+
+@cache
+def _asyncapi() -> bytes:
+    from consumers.asyncapi import document  # noqa: PLC0415 (imports kafka: only when asked)
+
+    return orjson.dumps(document())
+
+
+@router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of the Kafka topics",
+            response_class=Response,
+            responses={200: {"description": "an AsyncAPI 3.0.0 document",
+                             "content": {"application/json": {"schema": {"type": "object"}}}}})
+def asyncapi() -> Response:
+    return Response(_asyncapi(), media_type="application/json")

@@ -6,7 +6,7 @@ import threading
 
 from fastapi import FastAPI
 
-from api import problems
+from api import openapi, problems
 from api.auth import KeyRing
 from api.deps import Services
 from api.fastpath import CachedViews
@@ -42,6 +42,7 @@ Authenticate with `Authorization: Bearer <api key>`; keys and their roles come f
 
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="pmo-ledger", version="0.1.0", description=DESCRIPTION,
+                  docs_url=None, redoc_url=None,  # served offline by api.openapi
                   openapi_tags=[{"name": "events", "description": "publish what happened"},
                                 {"name": "history", "description": "stored events, for audit"},
                                 {"name": "operations", "description": "probes and metrics"}])
@@ -52,6 +53,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.keyring = KeyRing(services.settings.api_keys)
     app.state.metrics = Metrics()
     problems.install(app)
+    openapi.install(app)
     routes = []
     for module in ROUTERS:
         app.include_router(module.router)

@@ -45,6 +45,10 @@ def require_role(roles: set[str], role: str) -> None:
         raise Problem(403, "Forbidden", f"this API key lacks the '{role}' role")
 
 
+# Each role check -> its role: ``api.openapi`` finds the routes that need a key by it.
+ROLE_CHECKS: dict[Callable[..., Any], str] = {}
+
+
 def require(role: str) -> Callable[[Request], Coroutine[Any, Any, set[str]]]:
     # async, though it does no I/O: a sync dependency would cost a thread-pool hop.
     async def check(request: Request) -> set[str]:
@@ -52,6 +56,7 @@ def require(role: str) -> Callable[[Request], Coroutine[Any, Any, set[str]]]:
         require_role(roles, role)
         return roles
 
+    ROLE_CHECKS[check] = role
     return check
 
 

@@ -112,7 +112,8 @@ def _store(services: Services, metrics: Metrics, messages: list[Inbound]) -> lis
     with services.extras["ingest_lock"]:
         for start in range(0, len(messages), size):
             results += services.ingest.submit(messages[start:start + size])
-    metrics.count_ingest(r.status for r in results)
+    metrics.count_ingest([r.status for r in results],
+                         [m.event.type if m.event is not None else None for m in messages])
     positions = [r.position for r in results if r.position is not None]
     if positions and services.runner is not None:
         services.runner.wake()

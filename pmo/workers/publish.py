@@ -5,7 +5,6 @@ batches with the key in ``PMO_PUBLISH_API_KEY``."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from consumers.deadletters import producer
@@ -24,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.api:
-        api_key = os.environ.get("PMO_PUBLISH_API_KEY")
+        api_key = (settings.publish_api_key.get_secret_value()
+                   if settings.publish_api_key else None)
         if not api_key:
             print("pmo publish: set PMO_PUBLISH_API_KEY to a key with the publisher role",
                   file=sys.stderr)

@@ -70,3 +70,22 @@ def test_latency_is_a_histogram_by_route_template_with_ingest_by_type(
     by_type = families["pmo_ingest_events_by_type"]
     assert any(s.labels == {"status": "accepted", "type": "pmo.portfolio.opened"}
                and s.value == 1.0 for s in by_type.samples)
+
+
+def test_the_grafana_dashboard_reads_only_metrics_that_exist(client: TestClient) -> None:
+    import json  # noqa: PLC0415
+    import re  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    client.post("/v1/events", json=portfolio(), headers=PUB)
+    exposed = set()
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        exposed |= {sample.name for sample in family.samples}
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana-pmo-ledger.json")
+                           .read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 8
+    used = {name for e in exprs for name in re.findall(r"\b(pmo_[a-z_]+)", e)}
+    assert used and used <= exposed, used - exposed

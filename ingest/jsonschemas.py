@@ -45,6 +45,24 @@ class _Generator(GenerateJsonSchema):
         return super().function_before_schema(schema)
 
 
+    def chain_schema(self, schema: core_schema.ChainSchema) -> JsonSchemaValue:
+        # pydantic describes a chain's input by its first step alone: a date read as
+        # "a string of at most 64 characters, then a date" would lose its format. When
+        # every step reads the same JSON type, the input must satisfy them all.
+        if self.mode == "validation":
+            parts = [self.generate_inner(step) for step in schema["steps"]]
+            if len({part.get("type") for part in parts} - {None}) == 1 and all(
+                    "type" in part for part in parts):
+                merged: JsonSchemaValue = {}
+                for part in parts:
+                    clashes = {k for k, v in part.items() if k in merged and merged[k] != v}
+                    if clashes - {"title"}:
+                        return {"allOf": parts}
+                    merged.update(part)
+                return merged
+        return super().chain_schema(schema)
+
+
 def _document(model: type[BaseModel], title: str, description: str) -> dict[str, Any]:
     schema = model.model_json_schema(mode="validation", schema_generator=_Generator)
     return {"$schema": DIALECT, "$id": f"urn:pmo-ledger:schema:{title}", **schema,

@@ -83,8 +83,8 @@ def test_the_grafana_dashboard_reads_only_metrics_that_exist(client: TestClient)
     exposed = set()
     for family in text_string_to_metric_families(client.get("/metrics").text):
         exposed |= {sample.name for sample in family.samples}
-    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana-pmo-ledger.json")
-                           .read_text())
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy" / "grafana" /
+                            "pmo-ledger.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert len(exprs) >= 8
     used = {name for e in exprs for name in re.findall(r"\b(pmo_[a-z_]+)", e)}

@@ -6,7 +6,7 @@ import threading
 
 from fastapi import Depends, FastAPI
 
-from api import dashboard, problems
+from api import dashboard, openapi, problems
 from api.auth import KeyRing
 from api.deps import Services
 from api.edges import Edges, unescape_path_params
@@ -25,11 +25,12 @@ from api.routers import (
     projects,
     quarantine,
     rejections,
+    schemas,
 )
 
 # One router per resource (each module exposes ``router``), in the order OpenAPI lists them.
 ROUTERS = (events, history, portfolios, projects, programs, managers, audit, rejections,
-           projections, quarantine, health)
+           projections, quarantine, health, schemas)
 
 DESCRIPTION = """\
 Event-sourced portfolio tracking for PMOs. Publishers `POST /v1/events` (CloudEvents 1.0);
@@ -43,6 +44,7 @@ Authenticate with `Authorization: Bearer <api key>`; keys and their roles come f
 
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="pmo-ledger", version="0.1.0", description=DESCRIPTION,
+                  docs_url=None, redoc_url=None,  # served offline by api.openapi
                   openapi_tags=[{"name": "events", "description": "publish what happened"},
                                 {"name": "history", "description": "stored events, for audit"},
                                 {"name": "operations", "description": "probes and metrics"}],
@@ -54,6 +56,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.keyring = KeyRing(services.settings.api_keys)
     app.state.metrics = Metrics()
     problems.install(app)
+    openapi.install(app)
     routes = []
     for module in ROUTERS:
         app.include_router(module.router)

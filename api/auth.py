@@ -55,6 +55,10 @@ def require_role(roles: set[str], role: str) -> None:
         raise Problem(403, "Forbidden", f"this API key lacks the '{role}' role")
 
 
+# Each role check -> its role: ``api.openapi`` finds the routes that need a key by it.
+ROLE_CHECKS: dict[Callable[..., Any], str] = {}
+
+
 def require(role: str) -> Callable[[Request], Coroutine[Any, Any, set[str]]]:
     # async, though it does no I/O: a sync dependency would cost a thread-pool hop.
     async def check(request: Request) -> set[str]:
@@ -62,8 +66,16 @@ def require(role: str) -> Callable[[Request], Coroutine[Any, Any, set[str]]]:
         require_role(roles, role)
         return roles
 
+    ROLE_CHECKS[check] = role
     return check
 
+
+async def any_key(request: Request) -> set[str]:
+    """Any valid key, whatever its roles (``GET /v1/whoami``)."""
+    return caller_roles(request)
+
+
+ROLE_CHECKS[any_key] = "any"
 
 # Each alias checks the role and hands the caller's roles to routes that need more
 # (``?as_of=`` on a view route asks for ``auditor`` on top of ``viewer``).
@@ -71,3 +83,4 @@ Publisher = Annotated[set[str], Depends(require("publisher"))]
 Viewer = Annotated[set[str], Depends(require("viewer"))]
 Auditor = Annotated[set[str], Depends(require("auditor"))]
 Admin = Annotated[set[str], Depends(require("admin"))]
+AnyKey = Annotated[set[str], Depends(any_key)]

@@ -1,79 +1,95 @@
-"""Prometheus metrics in the text exposition format, written by hand.
+"""Prometheus metrics, with the standard client (``prometheus_client``).
 
-Three families are enough for dashboards and alerts: requests by route and
-status, ingest outcomes by status, and each projection's position and lag. A
-hand-written registry avoids a dependency for a few counters; every update
-takes one lock, which costs far less than the request it counts.
+Each app has a registry of its own (tests build many apps in one process). Families:
+
+- ``pmo_http_request_duration_seconds{method,route,status}``: a histogram of the time
+  to answer, by route template (``/v1/projects/{project_id}``, never the raw path), so
+  a p99 is ``histogram_quantile(0.99, rate(..._bucket[5m]))``;
+- ``pmo_http_requests_total{method,route,status}``: requests answered (as before);
+- ``pmo_ingest_events_total{status}`` and ``pmo_ingest_events_by_type_total{status,type}``;
+- ``pmo_projection_position{projection}`` and ``pmo_projection_lag{projection}``,
+  read from the projections at each scrape.
+
+More families join through ``Metrics.registry`` (a collector registered there is
+scraped with the rest). An observation costs a dict look-up and the client's lock:
+a few microseconds beside a request.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# The text format generate_latest writes (0.0.4), which every Prometheus reads.
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+# Seconds; reads answered from the cache take well under a millisecond.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0, 10.0)
+OUTCOMES = ("accepted", "duplicate", "queued", "invalid", "rejected")
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[tuple[str, str, int]] = Counter()
-        self._seconds: dict[tuple[str, str], float] = {}
-        self._ingest: Counter[str] = Counter()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._latency = Histogram(
+            "pmo_http_request_duration_seconds", "Time to answer an HTTP request, by route "
+            "template and status.", ("method", "route", "status"), buckets=LATENCY_BUCKETS,
+            registry=self.registry)
+        self._requests = Counter(
+            "pmo_http_requests", "HTTP requests answered, by route and status.",
+            ("method", "route", "status"), registry=self.registry)
+        self._ingest = Counter("pmo_ingest_events", "Inbound events by outcome.", ("status",),
+                               registry=self.registry)
+        self._ingest_types = Counter(
+            "pmo_ingest_events_by_type", "Inbound events by outcome and CloudEvent type "
+            "('unknown' when the envelope could not be read).", ("status", "type"),
+            registry=self.registry)
+        for status in OUTCOMES:
+            self._ingest.labels(status)  # present at 0 from the start
+        self._position = Gauge("pmo_projection_position", "Last store position applied "
+                               "to the view.", ("projection",), registry=self.registry)
+        self._lag = Gauge("pmo_projection_lag", "Events stored but not yet applied to the "
+                          "view.", ("projection",), registry=self.registry)
+        self._quarantined = Gauge(
+            "pmo_projection_quarantined", "Aggregates set aside after an event the "
+            "projection could not apply (GET /v1/quarantine).", ("projection",),
+            registry=self.registry)
+        self._held = Gauge("pmo_projection_held_events", "Events of quarantined aggregates "
+                           "held for a retry.", ("projection",), registry=self.registry)
+        # (method, route, status) -> (histogram child, counter child): labels() is slower.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self._requests[(method, route, status)] += 1
-            key = (method, route)
-            self._seconds[key] = self._seconds.get(key, 0.0) + seconds
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = self._children[key] = (self._latency.labels(*labels),
+                                              self._requests.labels(*labels))
+        children[0].observe(seconds)
+        children[1].inc()
 
-    def count_ingest(self, statuses: Iterable[str]) -> None:
-        counts = Counter(statuses)
-        with self._lock:
-            self._ingest.update(counts)
-
-    def ingest_count(self, status: str) -> int:
-        with self._lock:
-            return self._ingest[status]
+    def count_ingest(self, statuses: Iterable[str],
+                     types: Iterable[str | None] | None = None) -> None:
+        statuses = list(statuses)
+        for status in statuses:
+            self._ingest.labels(status).inc()
+        if types is not None:
+            for status, type_ in zip(statuses, types, strict=True):
+                self._ingest_types.labels(status, type_ or "unknown").inc()
 
     def render(self, projections: Iterable[Mapping[str, Any]] = ()) -> str:
-        with self._lock:
-            requests = sorted(self._requests.items())
-            seconds = sorted(self._seconds.items())
-            ingest = dict(self._ingest)
-        lines = ["# HELP pmo_http_requests_total HTTP requests answered, by route and status.",
-                 "# TYPE pmo_http_requests_total counter"]
-        lines += [f'pmo_http_requests_total{{method="{m}",route="{_esc(r)}",status="{s}"}} {n}'
-                  for (m, r, s), n in requests]
-        lines += ["# HELP pmo_http_request_seconds_total Time spent answering, by route.",
-                  "# TYPE pmo_http_request_seconds_total counter"]
-        lines += [f'pmo_http_request_seconds_total{{method="{m}",route="{_esc(r)}"}} {t:.6f}'
-                  for (m, r), t in seconds]
-        lines += ["# HELP pmo_ingest_events_total Inbound events by outcome.",
-                  "# TYPE pmo_ingest_events_total counter"]
-        for status in ("accepted", "duplicate", "queued", "invalid", "rejected"):
-            lines.append(f'pmo_ingest_events_total{{status="{status}"}} {ingest.get(status, 0)}')
-        projections = list(projections)
-        for family, help_text, key in (
-                ("pmo_projection_position", "Last store position applied to the view.", "position"),
-                ("pmo_projection_lag", "Events stored but not yet applied to the view.", "lag"),
-                ("pmo_projection_quarantined", "Aggregates set aside after an event the "
-                 "projection could not apply (GET /v1/quarantine).", "quarantined"),
-                ("pmo_projection_held_events", "Events of quarantined aggregates held for "
-                 "a retry.", "held_events")):
-            lines += [f"# HELP {family} {help_text}", f"# TYPE {family} gauge"]
-            lines += [f'{family}{{projection="{_esc(str(p["name"]))}"}} {int(p.get(key) or 0)}'
-                      for p in projections]
-        return "\n".join(lines) + "\n"
-
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        for p in projections:
+            name = str(p["name"])
+            self._position.labels(name).set(int(p.get("position") or 0))
+            self._lag.labels(name).set(int(p.get("lag") or 0))
+            self._quarantined.labels(name).set(int(p.get("quarantined") or 0))
+            self._held.labels(name).set(int(p.get("held_events") or 0))
+        return generate_latest(self.registry).decode()
 
 
 class RequestMetrics:

@@ -55,7 +55,12 @@ def running(args: Sequence[str], port: int, env: dict[str, str] | None = None,
             process.wait()
 
 
-def pmo_serve(data_dir: Path, port: int) -> contextlib.AbstractContextManager[str]:
+TUNED = ("--log-level", "warning", "--no-access-log")
+
+
+def pmo_serve(data_dir: Path, port: int, flags: Sequence[str] = TUNED,
+              ) -> contextlib.AbstractContextManager[str]:
+    """``pmo serve`` on ``data_dir``; ``flags=()`` is the configuration a user gets."""
     env = {"PMO_DATA_DIR": str(data_dir), "PMO_API_KEYS": KEYS}
-    return running([sys.executable, "-m", "pmo.cli", "serve", "--port", str(port),
-                    "--log-level", "warning", "--no-access-log"], port, env, cwd=data_dir)
+    return running([sys.executable, "-m", "pmo.cli", "serve", "--port", str(port), *flags],
+                   port, env, cwd=data_dir)

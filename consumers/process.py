@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from types import FrameType
 
+from pmo.logs import configure
+from pmo.settings import Settings
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("PMO_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # reconnect chatter
+
+def configure_logging(settings: Settings | None = None) -> None:
+    """The one logging setup (``pmo.logs``), from ``PMO_LOG_LEVEL`` and ``PMO_LOG_FORMAT``."""
+    configure(settings if settings is not None else Settings())
 
 
 def stop_on_signals() -> threading.Event:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
@@ -128,20 +129,52 @@ def parse_binary(attributes: Mapping[str, str], data: bytes) -> CloudEvent:
         raise MalformedEventError(describe(e)) from None
 
 
-def binary_attributes(headers: Iterable[tuple[str, str]], prefix: str) -> dict[str, str] | None:
-    """The CloudEvent attributes carried as headers, or None if the message is not binary mode."""
+def binary_attributes(headers: Iterable[tuple[str, str]], prefix: str, *,
+                      percent_encoded: bool = False) -> dict[str, str] | None:
+    """The CloudEvent attributes carried as headers, or None if the message is not binary mode.
+
+    ``percent_encoded`` is the HTTP binding's rule (CloudEvents HTTP 3.1.3.2): a ``ce-*``
+    value is UTF-8, percent-encoded by the sender (the official SDKs do), and HTTP headers
+    arrive as latin-1 text. Kafka's binding has no such step: its ``ce_*`` values are UTF-8
+    as they stand. A header given twice has no single value, so binary mode refuses it
+    (``MalformedEventError``) rather than let the last one win silently.
+    """
     attributes: dict[str, str] = {}
+    repeated: list[str] = []
     content_type: str | None = None
     for name, value in headers:
         lowered = name.lower()
         if lowered.startswith(prefix):
-            attributes[lowered[len(prefix):]] = value
+            attribute = lowered[len(prefix):]
+            if attribute in attributes:
+                repeated.append(lowered)
+            attributes[attribute] = value
         elif lowered == "content-type":
+            if content_type is not None:
+                repeated.append(lowered)
             content_type = value
     if content_type is not None and content_type.lower().startswith("application/cloudevents"):
         return None  # structured mode, even if ce headers are present (the spec's rule)
     if "specversion" not in attributes:
         return None
+    if repeated:
+        names = ", ".join(sorted(set(repeated)))
+        raise MalformedEventError(f"header {names} is given more than once: each CloudEvent "
+                                  "attribute takes exactly one value")
+    if percent_encoded:
+        attributes = {name: _percent_decoded(name, prefix, value)
+                      for name, value in attributes.items()}
     if content_type is not None:
         attributes["content-type"] = content_type
     return attributes
+
+
+def _percent_decoded(name: str, prefix: str, value: str) -> str:
+    # Bytes back from latin-1 first: a sender that wrote raw UTF-8 (not the binding's
+    # form, but common) still reads as it meant; "%" not followed by two hex digits
+    # stays as it is (unquote's rule).
+    try:
+        return unquote_to_bytes(value.encode("latin-1")).decode("utf-8")
+    except UnicodeError:
+        raise MalformedEventError(f"header {prefix}{name}: not UTF-8 once percent-decoded "
+                                  "(the CloudEvents HTTP binding)") from None

@@ -9,7 +9,6 @@ fixed id, so the second run answers ``duplicate`` throughout.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -37,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     events = generate(args.seed, args.projects)
     if args.api:
-        key = os.environ.get("PMO_DEMO_API_KEY")
+        key = settings.demo_api_key.get_secret_value() if settings.demo_api_key else None
         if not key:
             print("pmo demo: set PMO_DEMO_API_KEY to a key with the publisher role",
                   file=sys.stderr)

@@ -175,10 +175,11 @@ def child_main(settings: Settings, commands: Connection, reports: Connection) ->
     """The child: an ``EmbeddedRunner`` thread, steered by the parent's commands."""
     # Imported here: the parent needs none of this to start the child.
     from pmo.bootstrap import build_application  # noqa: PLC0415
+    from pmo.logs import configure  # noqa: PLC0415
     from projections.runner import EmbeddedRunner  # noqa: PLC0415
     from projections.service import build_projections  # noqa: PLC0415
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure(settings)
     app = build_application(settings)
     service = build_projections(settings)
     lock = threading.Lock()

@@ -16,6 +16,7 @@ import uvicorn
 
 from api.app import create_app
 from pmo.bootstrap import build_services
+from pmo.logs import configure
 from pmo.settings import Settings
 
 KEYS_HINT = """\
@@ -28,13 +29,21 @@ pmo serve: no API keys are configured, so every request will be answered 401.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
-    parser.add_argument("--log-level", default="info",
-                        choices=["critical", "error", "warning", "info", "debug"])
-    parser.add_argument("--no-access-log", action="store_true",
-                        help="do not log every request (for load tests)")
+    parser.add_argument("--log-level", default=None,
+                        choices=["critical", "error", "warning", "info", "debug"],
+                        help="default: PMO_LOG_LEVEL (INFO)")
+    access = parser.add_mutually_exclusive_group()
+    access.add_argument("--access-log", action="store_true", default=None,
+                        help="log every request (off by default, or PMO_ACCESS_LOG=true: "
+                        "a line per request costs about a third of the read throughput)")
+    access.add_argument("--no-access-log", action="store_false", dest="access_log",
+                        help="do not log every request (the default)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.log_level is not None:
+        settings = settings.model_copy(update={"log_level": args.log_level.upper()})
+    configure(settings)
     if not settings.api_keys:
         print(KEYS_HINT, file=sys.stderr)
     services = build_services(settings, runner_process=settings.runner_process)
@@ -45,8 +54,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"pmo serve: http://{args.host}:{args.port} ({mode}); OpenAPI at /docs",
           file=sys.stderr, flush=True)
     try:
-        uvicorn.run(create_app(services), host=args.host, port=args.port,
-                    log_level=args.log_level, access_log=not args.no_access_log,
+        access_log = settings.access_log if args.access_log is None else args.access_log
+        # log_config=None: uvicorn keeps the setup of pmo.logs (timestamps, format).
+        uvicorn.run(create_app(services), host=args.host, port=args.port, log_config=None,
+                    log_level=settings.log_level.lower(), access_log=access_log,
                     # an open dashboard holds a live stream (GET /v1/stream): stopping the
                     # server waits this long for it, not until the stream ends
                     timeout_graceful_shutdown=5)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.urls import StoreUrl
 
 Role = Literal["publisher", "viewer", "auditor", "admin"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
@@ -38,6 +39,21 @@ class Settings(BaseSettings):
         "(keys and bodies; oldest first out)")
     max_batch_events: int = Field(5000, ge=1, description="most events in one POST /v1/events "
                                   "batch; more is refused with 413")
+    log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: one line per record; json: one JSON object per line")
+    access_log: bool = Field(
+        False, description="pmo serve: log every request (off by default: it costs "
+        "about a third of the read throughput)")
+    publish_api_key: SecretStr | None = Field(
+        None, description="pmo publish --api: a key with the publisher role")
+    demo_api_key: SecretStr | None = Field(
+        None, description="pmo demo --api: a key with the publisher role")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("event_store_url", "projection_store_url")
     @classmethod

@@ -11,11 +11,11 @@ from importlib import resources
 from types import SimpleNamespace
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from api.auth import IMPLIED, caller_roles
+from api.auth import IMPLIED, AnyKey
 from api.dashboard import stream
 from api.routers.projections import json_response
 
@@ -37,8 +37,7 @@ async def index() -> Response:
 
 
 @router.get("/v1/whoami", tags=["dashboard"], summary="The roles of the calling key")
-async def whoami(request: Request) -> Response:
-    roles = caller_roles(request)
+async def whoami(roles: AnyKey) -> Response:
     return json_response(orjson.dumps({"roles": sorted(roles),
                                        "known_roles": sorted(IMPLIED)}))
 

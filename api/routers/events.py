@@ -50,9 +50,9 @@ RawBody = Annotated[bytes, Depends(raw_body)]
              openapi_extra=OPENAPI["request"], responses=OPENAPI["responses"])
 def post_events(_: Publisher, services: ServicesDep, request: Request, body: RawBody) -> Response:
     metrics: Metrics = request.app.state.metrics
-    attributes = binary_attributes(request.headers.items(), "ce-")
-    if attributes is not None:
-        return _single(services, metrics, _binary(attributes, body, request))
+    binary = _binary(body, request)
+    if binary is not None:
+        return _single(services, metrics, binary)
     media_type = request.headers.get("content-type", "application/json")
     media_type = media_type.split(";", 1)[0].strip().lower()
     if media_type not in STRUCTURED:
@@ -113,13 +113,21 @@ def _structured(item: Any, body: bytes | Callable[[], bytes]) -> Inbound:
         return Inbound(body, error=str(e))
 
 
-def _binary(attributes: dict[str, str], body: bytes, request: Request) -> Inbound:
-    headers = tuple((name, value.encode()) for name, value in request.headers.items()
-                    if name.startswith("ce-") or name == "content-type")
+def _binary(body: bytes, request: Request) -> Inbound | None:
+    """The message in binary content mode, or None if it is structured.
+
+    The ``ce-*`` values are percent-decoded UTF-8 (the CloudEvents HTTP binding); the
+    rejections log keeps the headers' bytes exactly as they came."""
+    raw = tuple((name.decode("latin-1"), value) for name, value in request.scope["headers"]
+                if name.startswith(b"ce-") or name == b"content-type")
+    text = [(name, value.decode("latin-1")) for name, value in raw]
     try:
-        return Inbound(body, parse_binary(attributes, body), headers=headers)
+        attributes = binary_attributes(text, "ce-", percent_encoded=True)
+        if attributes is None:
+            return None
+        return Inbound(body, parse_binary(attributes, body), headers=raw)
     except MalformedEventError as e:
-        return Inbound(body, error=str(e), headers=headers)
+        return Inbound(body, error=str(e), headers=raw)
 
 
 def _store(services: Services, metrics: Metrics, messages: list[Inbound]) -> list[Result]:
@@ -131,7 +139,8 @@ def _store(services: Services, metrics: Metrics, messages: list[Inbound]) -> lis
     with services.extras["ingest_lock"]:
         for start in range(0, len(messages), size):
             results += services.ingest.submit(messages[start:start + size])
-    metrics.count_ingest(r.status for r in results)
+    metrics.count_ingest([r.status for r in results],
+                         [m.event.type if m.event is not None else None for m in messages])
     positions = [r.position for r in results if r.position is not None]
     if positions and services.runner is not None:
         services.runner.wake()

@@ -27,7 +27,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pmo publish: no such file: {args.file}", file=sys.stderr)
         return 2
     if args.api:
-        api_key = os.environ.get("PMO_PUBLISH_API_KEY")
+        api_key = (settings.publish_api_key.get_secret_value()
+                   if settings.publish_api_key else None)
         if not api_key:
             print("pmo publish: set PMO_PUBLISH_API_KEY to a key with the publisher role",
                   file=sys.stderr)

@@ -56,4 +56,4 @@ def test_cached_answers_are_counted_under_the_route(client: TestClient) -> None:
         client.get(URL, headers=VIEW)
     metrics = client.get("/metrics").text
     assert ('pmo_http_requests_total{method="GET",route="/v1/portfolios/{portfolio_id}",'
-            'status="200"} 4') in metrics
+            'status="200"} 4.0') in metrics

@@ -1,0 +1,50 @@
+"""One logging setup for every entry point (``pmo serve``, the workers, the runner's child).
+
+Records go to stderr with a UTC timestamp, as text (``PMO_LOG_FORMAT=text``, the
+default) or one JSON object per line (``json``, for log shippers); ``PMO_LOG_LEVEL``
+sets the level. uvicorn's own loggers are routed through the same handler.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from pmo.settings import Settings
+
+TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Attributes every LogRecord has: anything else was passed with ``extra=`` and is kept.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message",
+                                                                         "asctime"}
+
+
+class UtcFormatter(logging.Formatter):
+    converter = time.gmtime  # type: ignore[assignment]  # typeshed sees a method
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+
+
+class JsonFormatter(UtcFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
+                                 "logger": record.name, "message": record.getMessage()}
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json"
+                         else UtcFormatter(TEXT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # reconnect chatter
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True

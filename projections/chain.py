@@ -98,7 +98,10 @@ class StoreChain:
                 break
             links = []
             for r in rows:
-                payload = orjson.loads(plain_state(mapper, r.state))
+                try:
+                    payload = orjson.loads(plain_state(mapper, r.state))
+                except (orjson.JSONDecodeError, ValueError):
+                    payload = None  # damaged bytes: the digest differs, no receipt is claimed
                 source = payload.get("source") if type(payload) is dict else None
                 event_id = payload.get("event_id") if type(payload) is dict else None
                 d = digest(r.position, r.originator_id, r.originator_version, r.topic,

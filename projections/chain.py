@@ -30,17 +30,6 @@ PAGE = 5000
 Progress = Callable[[int, int], None]  # (position reached, last position)
 
 
-class StoredRow(Protocol):
-    """A row of ``log_with_times`` (``storage.recorders.LoggedEvent``)."""
-
-    position: int
-    originator_id: str
-    originator_version: int
-    topic: str
-    state: bytes
-    recorded_us: int | None
-
-
 class StoreLog(Protocol):
     def log_with_times(self, after: int, limit: int) -> list[Any]: ...
 
@@ -67,11 +56,16 @@ class Break(NamedTuple):
     detail: str
 
 
+# A row of ``StoreChain.pages``: the fields of ``Link``, as a plain tuple (cheaper).
+Row = tuple[int, str, int, str, int | None, Any, Any, str, str]
+
+
 class StoreChain:
-    """Iterate for the chain's links in position order, up to ``upto`` (default: all).
+    """Iterate for the chain's links in position order, up to ``upto`` (default: all);
+    ``pages()`` gives them as lists of plain tuples, a page at a time (what ``verify`` reads).
 
     ``receipt_break`` is set as soon as a group of events fails its receipt check
-    (when the group ends, so possibly a few links after its first position).
+    (when the group ends: possibly a page after its first position).
     """
 
     def __init__(self, app: PmoApplication, upto: int | None = None,
@@ -83,67 +77,71 @@ class StoreChain:
         self.page = page
         self.receipt_break: Break | None = None
         self.head: tuple[int, str] = (0, GENESIS)
-        self._group: Key | None = None
-        self._group_positions: list[int] = []
-        self._expected: int | None = None
+        # The group of adjacent events naming one message, still open: key, first, last.
+        self._group: tuple[Any, Any] = (None, None)
+        self._first = self._last = 0
 
     def __iter__(self) -> Iterator[Link]:
+        for rows in self.pages():
+            for row in rows:
+                yield Link._make(row)
+
+    def pages(self) -> Iterator[list[Row]]:
         prev = GENESIS
         after = 0
         mapper = self.app.mapper
+        loads = orjson.loads
         while after < self.upto:
-            rows = self.log.log_with_times(after, min(self.page, self.upto - after))
-            rows = [r for r in rows if r.position <= self.upto]
-            if not rows:
+            logged = self.log.log_with_times(after, min(self.page, self.upto - after))
+            logged = [r for r in logged if r[0] <= self.upto]
+            if not logged:
                 break
-            links = []
-            for r in rows:
+            rows: list[Row] = []
+            for position, oid, version, topic, state, us in logged:
                 try:
-                    payload = orjson.loads(plain_state(mapper, r.state))
+                    payload = loads(plain_state(mapper, state))
                 except (orjson.JSONDecodeError, ValueError):
                     payload = None  # damaged bytes: the digest differs, no receipt is claimed
-                source = payload.get("source") if type(payload) is dict else None
-                event_id = payload.get("event_id") if type(payload) is dict else None
-                d = digest(r.position, r.originator_id, r.originator_version, r.topic,
-                           r.recorded_us, source, event_id, r.state)
+                if type(payload) is dict:
+                    source, event_id = payload.get("source"), payload.get("event_id")
+                else:
+                    source = event_id = None
+                d = digest(position, oid, version, topic, us, source, event_id, state)
                 prev = link(prev, d)
-                links.append(Link(r.position, r.originator_id, r.originator_version, r.topic,
-                                  r.recorded_us, source, event_id, d, prev))
-            receipts = self.log.positions_of(
-                {(lk.source, lk.event_id) for lk in links
-                 if isinstance(lk.source, str) and isinstance(lk.event_id, str)})
-            for lk in links:
-                self._receipt(lk, receipts)
-                self.head = (lk.position, lk.hash)
-                yield lk
-            after = rows[-1].position
+                rows.append((position, oid, version, topic, us, source, event_id, d, prev))
+            self._check_receipts(rows)
+            self.head = (rows[-1][0], rows[-1][8])
+            yield rows
+            after = rows[-1][0]
             if self.progress is not None:
                 self.progress(after, self.upto)
-        self._close_group(final=True)
+        self._close(self._group, self._first, self._last, None, final=True)
 
-    def _receipt(self, lk: Link, receipts: dict[Key, int]) -> None:
-        key = ((lk.source, lk.event_id)
-               if isinstance(lk.source, str) and isinstance(lk.event_id, str) else None)
-        if key != self._group:
-            self._close_group(final=False)
-            self._group = key
-            self._group_positions = []
-            self._expected = receipts.get(key) if key is not None else None
-        elif self._expected is None and key is not None:
-            self._expected = receipts.get(key)  # the group goes on in a later page
-        self._group_positions.append(lk.position)
+    def _check_receipts(self, rows: list[Row]) -> None:
+        keys = {(r[5], r[6]) for r in rows}
+        keys.add(self._group)
+        receipts = self.log.positions_of(
+            [k for k in keys if type(k[0]) is str and type(k[1]) is str])
+        group, first, last = self._group, self._first, self._last
+        for r in rows:
+            key = (r[5], r[6])
+            if key != group:
+                self._close(group, first, last, receipts, final=False)
+                group, first = key, r[0]
+            last = r[0]
+        self._group, self._first, self._last = group, first, last
 
-    def _close_group(self, *, final: bool) -> None:
-        key, positions, expected = self._group, self._group_positions, self._expected
-        if key is None or not positions or self.receipt_break is not None:
+    def _close(self, key: tuple[Any, Any], first: int, last: int,
+               receipts: dict[Key, int] | None, *, final: bool) -> None:
+        if type(key[0]) is not str or type(key[1]) is not str or self.receipt_break:
             return
-        # A group cut by ``upto`` may have its receipt just after the cut.
-        last = self.upto if final and positions[-1] == self.upto else positions[-1]
-        if final and positions[-1] == self.upto and expected is not None:
-            last = max(last, expected)
-        if expected is None or not positions[0] <= expected <= last:
+        if receipts is None:
+            receipts = self.log.positions_of([key])
+        expected = receipts.get(key)
+        if final and last == self.upto and expected is not None:
+            last = max(last, expected)  # a group cut by ``upto``: its receipt may follow
+        if expected is None or not first <= expected <= last:
             where = "none" if expected is None else f"position {expected}"
             self.receipt_break = Break(
-                positions[0], "receipt",
-                f"message ({key[0]}, {key[1]}) of positions {positions[0]}-{positions[-1]}: "
+                first, "receipt", f"message ({key[0]}, {key[1]}) of positions {first}-{last}: "
                 f"its receipt points to {where}")

@@ -158,8 +158,8 @@ def _check_trail(app: PmoApplication, snap: sqlite3.Connection, head: int, head_
 
 def _check_cut(app: PmoApplication, head: int, at: datetime) -> tuple[str, str] | None:
     after = app.recorder.log_with_times(head, 1)  # type: ignore[attr-defined]
-    if after and after[0].recorded_us is not None and after[0].recorded_us <= micros(at):
-        return "head", f"position {after[0].position} was recorded by as_of, not in the snapshot"
+    if after and after[0][5] is not None and after[0][5] <= micros(at):
+        return "head", f"position {after[0][0]} was recorded by as_of, not in the snapshot"
     return None
 
 

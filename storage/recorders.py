@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -35,15 +35,11 @@ def _micros(instant: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-class LoggedEvent(NamedTuple):
-    """A stored event as the audit's verification reads it: the event store's own rows."""
-
-    position: int
-    originator_id: str  # 32 hex digits
-    originator_version: int
-    topic: str
-    state: bytes  # exactly as stored
-    recorded_us: int | None  # ``event_times.recorded_at`` in microseconds; None: no row
+# A stored event as the audit's verification reads it, straight from the store's rows:
+# (position, originator_id as 32 hex digits, version, topic, state exactly as stored,
+# ``event_times.recorded_at`` in microseconds or None when that row is missing).
+# A plain tuple: a million of them are made per verification.
+LoggedEvent = tuple[int, str, int, str, bytes, int | None]
 
 
 def _receipt_rows(stored_events: Sequence[StoredEvent], ids: Sequence[int],
@@ -149,8 +145,9 @@ class PmoSQLiteRecorder(SQLiteApplicationRecorder):
                       "LEFT JOIN event_times t ON t.originator_id = s.originator_id "
                       "AND t.originator_version = s.originator_version "
                       "WHERE s.rowid > ? ORDER BY s.rowid LIMIT ?", (after, limit))
-            return [LoggedEvent(r[0], str(r[1]).replace("-", ""), r[2], r[3], bytes(r[4]),
-                                r[5]) for r in c.fetchall()]
+            # Ids are written as 32 hex digits and states as BLOBs (``_insert_events``).
+            rows: list[LoggedEvent] = c.fetchall()
+            return rows
 
 
 class PmoPostgresRecorder(PostgresApplicationRecorder):
@@ -271,7 +268,7 @@ class PmoPostgresRecorder(PostgresApplicationRecorder):
     def log_with_times(self, after: int, limit: int) -> list[LoggedEvent]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_log_with_times, (after, limit))
-            return [LoggedEvent(r["notification_id"], r["originator_id"].hex,
-                                r["originator_version"], r["topic"], bytes(r["state"]),
-                                None if r["recorded_at"] is None else _micros(r["recorded_at"]))
+            return [(r["notification_id"], r["originator_id"].hex, r["originator_version"],
+                     r["topic"], bytes(r["state"]),
+                     None if r["recorded_at"] is None else _micros(r["recorded_at"]))
                     for r in curs.fetchall()]

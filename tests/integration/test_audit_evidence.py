@@ -361,4 +361,5 @@ TRIALS = 500  # per backend: 1,000 in all (docs/audit.md)
 
 def test_random_single_mutations_are_all_found(store: Store) -> None:
     found = trials(store, TRIALS, 20261130)
+    print(f"trials on {store.url.split(':')[0]}: {dict(sorted(found.items()))}")  # pytest -s
     assert sum(found.values()) == TRIALS and set(found) == set(MUTATIONS)

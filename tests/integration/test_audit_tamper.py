@@ -138,3 +138,25 @@ def test_a_trail_of_the_older_layout_is_dropped_and_rebuilt(tmp_path: Path) -> N
     assert verify(service.db, app)["checked"] == stored
     service.close()
     app.close()
+
+
+def test_a_trail_of_digest_definition_1_is_dropped_and_rebuilt(tmp_path: Path) -> None:
+    """A trail whose digests did not cover recording time and receipt (no pv_audit_meta)
+    is dropped with the audit's positions on start, then rebuilt under definition 2."""
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    app = build_application(settings)
+    seed(Publisher(app))
+    service = build_projections(settings)
+    EmbeddedRunner(app, service).catch_up()
+    with service.db.transaction() as tx:
+        tx.execute("DROP TABLE pv_audit_meta")
+        tx.execute("UPDATE pv_audit_chain SET hash = ?", ("e" * 64,))  # definition 1's
+    service.close()
+    service = build_projections(settings)
+    assert service.audit.count() == 0 and service.audit.tracking() == {}
+    assert service.projects.tracking() != {}  # the other views keep theirs
+    assert verify(service.db, app)["what"] == "unbuilt"
+    EmbeddedRunner(app, service).catch_up()
+    assert verify(service.db, app)["ok"] is True
+    service.close()
+    app.close()

@@ -123,10 +123,13 @@ class StoreChain:
         receipts = self.log.positions_of(
             [k for k in keys if type(k[0]) is str and type(k[1]) is str])
         group, first, last = self._group, self._first, self._last
+        get = receipts.get
         for r in rows:
             key = (r[5], r[6])
             if key != group:
-                self._close(group, first, last, receipts, final=False)
+                expected = get(group)  # inline: one call per group is most of the cost
+                if expected is None or not first <= expected <= last:
+                    self._close(group, first, last, receipts, final=False)
                 group, first = key, r[0]
             last = r[0]
         self._group, self._first, self._last = group, first, last

@@ -2,8 +2,8 @@
 
 Built beside the live views, never touching them: the store's events recorded up
 to T are folded into a temporary projection store (the same projections and
-runner as a replay), and each view is rendered from it by the as-of machinery,
-so a row's document is what ``GET /v1/{kind}/{id}?as_of=T`` answers. The file:
+runner as a replay), and each view is rendered from it for the day of T, so a
+row's document is what ``GET /v1/{kind}/{id}?as_of=T`` answers. The file:
 
 - ``manifest(key, value)``: ``as_of``, ``head_position`` (the store's last
   position recorded at or before T), ``head_hash``, ``events``, ``created``,
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
@@ -36,13 +36,14 @@ from projections.audit_read import ENTRY, AuditFilter, entries
 from projections.chain import Progress, StoreChain
 from projections.db import Db
 from projections.feed import micros
+from projections.folds import Doc
 from projections.runner import rebuild
 from projections.service import ProjectionService
+from projections.views import manager_view, portfolio_view, program_view, project_view
 from storage.urls import StoreUrl
 
-# view table of the snapshot -> (kind for as-of, live table, key column)
-VIEWS = {"portfolios": ("portfolio", "pv_portfolios"), "projects": ("project", "pv_projects"),
-         "programs": ("program", "pv_programs"), "managers": ("manager", "pv_managers")}
+VIEWS = ("portfolios", "projects", "programs", "managers")  # the snapshot's view tables
+PAGE = 1000
 
 
 @contextmanager
@@ -57,13 +58,35 @@ def folded(app: PmoApplication, at: datetime) -> Iterator[ProjectionService]:
             service.close()
 
 
-def _views(app: PmoApplication, service: ProjectionService,
-           at: datetime) -> Iterator[tuple[str, str, bytes]]:
-    for name, (kind, table) in VIEWS.items():
-        for (key,) in service.db.query(f"SELECT key FROM {table} ORDER BY key"):
-            body = service.as_of(app, kind, key, at)
-            if body is not None:
-                yield name, key, body
+def _views(service: ProjectionService, at: datetime) -> Iterator[tuple[str, str, bytes]]:
+    """Every view of the fold, rendered for day ``at.date()``: what the as-of routes answer.
+
+    The fold holds exactly the events recorded up to ``at``, so its current documents
+    are the documents at ``at``; rendering them here (not through ``asof``, which looks
+    up each aggregate's history) keeps a snapshot linear in the number of views.
+    """
+    day, stamp = at.date(), at.isoformat()
+    projects = service.projects
+    kinds: dict[str, tuple[Any, Callable[[Doc], dict[str, Any]]]] = {
+        "portfolios": (service.portfolios, lambda d: portfolio_view(
+            d, projects.live_figs("portfolio_id = ?", (d["portfolio_id"],), day))),
+        "projects": (projects, lambda d: project_view(d, day)),
+        "programs": (service.programs, lambda d: program_view(
+            d, projects.live_figs("program_id = ?", (d["program_id"],), day))),
+        "managers": (service.managers, lambda d: manager_view(
+            d, projects.live_figs("manager_id = ?", (d["manager_id"],), day))),
+    }
+    for name, (projection, render) in kinds.items():
+        after: str | None = None
+        while True:
+            docs = projection.all(after, PAGE)
+            for doc in docs:
+                view = render(doc)
+                view["as_of"] = stamp
+                yield name, doc[projection.key_field], orjson.dumps(view)
+            if len(docs) < PAGE:
+                break
+            after = docs[-1][projection.key_field]
 
 
 def _head(service: ProjectionService) -> tuple[int, str]:
@@ -82,7 +105,7 @@ def write(app: PmoApplication, at: datetime, output: Path) -> dict[str, Any]:
         for name in VIEWS:
             out.execute(f"CREATE TABLE {name} (id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
         out.execute(f"CREATE TABLE trail ({', '.join(ENTRY)}, PRIMARY KEY (position))")
-        for name, key, body in _views(app, service, at):
+        for name, key, body in _views(service, at):
             out.execute(f"INSERT INTO {name} VALUES (?, ?)", (key, body.decode()))
         count = 0
         for item in entries(service.db, AuditFilter()):
@@ -167,7 +190,7 @@ def _check_views(app: PmoApplication, snap: sqlite3.Connection,
                  at: datetime) -> tuple[str, str] | None:
     expected: dict[tuple[str, str], Any] = {}
     with folded(app, at) as service:
-        for name, key, body in _views(app, service, at):
+        for name, key, body in _views(service, at):
             expected[(name, key)] = orjson.loads(body)
     found = 0
     for name in VIEWS:

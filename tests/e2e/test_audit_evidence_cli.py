@@ -127,12 +127,16 @@ def test_a_snapshot_holds_every_view_and_the_trail_as_of_its_instant(tmp_path: P
         assert tables >= {"manifest", "portfolios", "projects", "programs", "managers",
                           "trail"}
         assert conn.execute("SELECT MAX(position) FROM trail").fetchone()[0] == cut
-        docs = dict(conn.execute("SELECT id, doc FROM projects").fetchall())
+        docs = {(kind, key): doc for kind in ("portfolio", "project", "program", "manager")
+                for key, doc in conn.execute(f"SELECT id, doc FROM {kind}s")}
+    assert {kind for kind, _ in docs} == {"portfolio", "project", "program", "manager"}
     app = build_application(settings)
     service = build_projections(settings)
-    for key, doc in docs.items():  # the same documents as GET /v1/projects/{id}?as_of=T
-        body = service.as_of(app, "project", key, datetime.fromisoformat(at))
-        assert body is not None and json.loads(body) == json.loads(doc)
+    for (kind, key), doc in docs.items():  # the documents of GET /v1/{kind}s/{id}?as_of=T
+        body = service.as_of(app, kind, key, datetime.fromisoformat(at))
+        assert body is not None and json.loads(body) == json.loads(doc), (kind, key)
+    assert service.as_of(app, "project", "C", datetime.fromisoformat(at)) is None
+    assert ("project", "C") not in docs  # proposed after T
     service.close()
     app.close()
     code, out, _ = run("audit", "verify", "--snapshot", str(snap), env=env, cwd=tmp_path)

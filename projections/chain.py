@@ -12,7 +12,9 @@ several events, stored one after the other, and the ``inbound_receipts`` table
 holds one row per message, at the position of one of them. A group of adjacent
 events naming one message must find that message's row pointing into the group:
 an edited, deleted or moved receipt breaks the group, reported at its first
-position (at or before the receipt's own).
+position (at or before the receipt's own). The service's own actions
+(``OWN_TOPICS``) have no inbound message, so no receipt is expected of them (one
+that has a receipt must still have it inside the group).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from projections.audit import GENESIS, digest, link
 from projections.feed import plain_state
 
 PAGE = 5000
+# Topics of the service's own actions (quarantine's retries and evictions, recorded by an
+# admin's request, not from an inbound message): stored without a receipt. Inbound
+# CloudEvent types never map to these topics.
+OWN_TOPICS = ("pmo.ledger.",)
 Progress = Callable[[int, int], None]  # (position reached, last position)
 
 
@@ -80,6 +86,7 @@ class StoreChain:
         # The group of adjacent events naming one message, still open: key, first, last.
         self._group: tuple[Any, Any] = (None, None)
         self._first = self._last = 0
+        self._own = False  # the open group is the service's own action (OWN_TOPICS)
 
     def __iter__(self) -> Iterator[Link]:
         for rows in self.pages():
@@ -115,32 +122,34 @@ class StoreChain:
             after = rows[-1][0]
             if self.progress is not None:
                 self.progress(after, self.upto)
-        self._close(self._group, self._first, self._last, None, final=True)
+        self._close(self._group, self._first, self._last, None, final=True, own=self._own)
 
     def _check_receipts(self, rows: list[Row]) -> None:
         keys = {(r[5], r[6]) for r in rows}
         keys.add(self._group)
         receipts = self.log.positions_of(
             [k for k in keys if type(k[0]) is str and type(k[1]) is str])
-        group, first, last = self._group, self._first, self._last
+        group, first, last, own = self._group, self._first, self._last, self._own
         get = receipts.get
         for r in rows:
             key = (r[5], r[6])
             if key != group:
                 expected = get(group)  # inline: one call per group is most of the cost
                 if expected is None or not first <= expected <= last:
-                    self._close(group, first, last, receipts, final=False)
-                group, first = key, r[0]
+                    self._close(group, first, last, receipts, final=False, own=own)
+                group, first, own = key, r[0], r[3].startswith(OWN_TOPICS)
             last = r[0]
-        self._group, self._first, self._last = group, first, last
+        self._group, self._first, self._last, self._own = group, first, last, own
 
     def _close(self, key: tuple[Any, Any], first: int, last: int,
-               receipts: dict[Key, int] | None, *, final: bool) -> None:
+               receipts: dict[Key, int] | None, *, final: bool, own: bool = False) -> None:
         if type(key[0]) is not str or type(key[1]) is not str or self.receipt_break:
             return
         if receipts is None:
             receipts = self.log.positions_of([key])
         expected = receipts.get(key)
+        if expected is None and own:
+            return  # the service's own action: no inbound message, no receipt
         if final and last == self.upto and expected is not None:
             last = max(last, expected)  # a group cut by ``upto``: its receipt may follow
         if expected is None or not first <= expected <= last:

@@ -130,7 +130,7 @@ def check(app: PmoApplication, path: Path, anchor: anchors.Checkpoint | None = N
     """Recompute the snapshot from the store and compare; tie it to ``anchor`` if given."""
     if not path.is_file():
         raise ValueError(f"{path}: no such snapshot")
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as snap:
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as snap:
         try:
             manifest = dict(snap.execute("SELECT key, value FROM manifest").fetchall())
         except sqlite3.DatabaseError as e:

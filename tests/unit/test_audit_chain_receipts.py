@@ -73,3 +73,14 @@ def test_a_copied_body_elsewhere_breaks_its_own_group() -> None:
 
 def test_a_message_cut_by_upto_may_have_its_receipt_after_the_cut() -> None:
     assert run(["a", "b", "b", "b"], {"a": 1, "b": 4}, upto=3) is None
+
+
+def test_the_service_own_actions_need_no_receipt_but_inbound_messages_do() -> None:
+    log = FakeLog(["a", "admin-1", "b"], {"a": 1, "b": 3})
+    log.rows[1] = (2, OID, 2, "pmo.ledger.quarantine_evicted", *log.rows[1][4:])
+    chain = StoreChain(cast(PmoApplication, FakeApp(log)), page=2)
+    assert len(list(chain)) == 3 and chain.receipt_break is None
+    log.rows[1] = (2, OID, 2, "pmo.project.approved", *log.rows[1][4:])
+    chain = StoreChain(cast(PmoApplication, FakeApp(log)), page=2)
+    list(chain)
+    assert chain.receipt_break is not None and chain.receipt_break.position == 2

@@ -296,3 +296,10 @@ class WhoAmI(Doc):
     roles: list[str] = Field(description="the roles the calling key holds (auditor implies "
                                          "viewer)")
     known_roles: list[str]
+
+
+class AuditAnchor(Doc):
+    position: int = Field(description="the trail's last linked position (0: empty)")
+    head_hash: str
+    recorded_at: datetime = Field(description="when this head was read")
+    event_recorded_at: datetime | None

@@ -55,6 +55,7 @@ RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
     ("GET", "/v1/managers/{manager_id}"): {200: d.Manager},
     ("GET", "/v1/audit"): {200: d.AuditPage},
     ("GET", "/v1/audit/verify"): {200: d.AuditVerified},
+    ("GET", "/v1/audit/anchor"): {200: d.AuditAnchor},
     ("GET", "/v1/rejections"): {200: d.RejectionPage},
     ("GET", "/v1/projections"): {200: d.ProjectionList},
     ("POST", "/v1/projections/{name}/rebuild"): {202: d.RebuildStarted},

@@ -1,7 +1,9 @@
-"""``pmo audit verify`` and ``pmo audit export``: the audit trail from the command line.
+"""``pmo audit verify|export|anchor|snapshot``: the audit trail from the command line.
 
 ``verify`` recomputes the hash chain from the event store and prints the JSON
-of ``GET /v1/audit/verify``; it exits 0 when the chain holds, 1 when it breaks.
+of ``GET /v1/audit/verify`` (with ``--anchor`` and/or ``--snapshot``: those
+checks instead); it exits 0 when everything holds, 1 when something breaks, 2
+on bad input. Progress goes to stderr, only when stderr is a terminal.
 
 ``export --output FILE`` never writes onto a store: it refuses the event store's
 and the projection store's files (and their WAL, shared-memory and lock files)
@@ -17,32 +19,126 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
+from projections import anchors, snapshot
 from projections.audit_read import AuditFilter, export_csv, export_jsonl, verify
+from projections.chain import Progress
 from projections.service import build_projections
+
+KEY_NAME = "audit-anchor-key.pem"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("verify", help="recompute the hash chain from the event store")
+    check = actions.add_parser("verify", help="recompute the hash chain from the event store")
+    check.add_argument("--anchor", type=Path, help="prove the store matches this anchor")
+    check.add_argument("--snapshot", type=Path, help="check this evidence snapshot")
     export = actions.add_parser("export", help="write the trail as CSV or JSON lines")
     export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    anchor = actions.add_parser("anchor", help="write a signed checkpoint of the chain's head")
+    anchor.add_argument("--key", type=Path, help="Ed25519 private key (PEM); default: "
+                        f"PMO_DATA_DIR/{KEY_NAME}, created with mode 0600 if absent")
+    anchor.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    snap = actions.add_parser("snapshot", help="write every view and the trail as of T")
+    snap.add_argument("--as-of", required=True, type=datetime.fromisoformat, metavar="TIME",
+                      help="recording time, ISO 8601 with a UTC offset")
+    snap.add_argument("--output", required=True, type=Path, help="SQLite file to write")
+
+
+def progress_bar(label: str) -> tuple[Progress | None, Any]:
+    """A progress callback drawing on stderr when it is a terminal (else None), and its end."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    began = time.perf_counter()
+
+    def show(position: int, last: int) -> None:
+        done = min(position / last, 1.0) if last else 1.0
+        rate = position / max(time.perf_counter() - began, 1e-9)
+        sys.stderr.write(f"\r{label} [{'#' * int(done * 40):.<40}] {done:6.1%} "
+                         f"{position}/{last} {rate:,.0f} events/s")
+        sys.stderr.flush()
+
+    return show, lambda: sys.stderr.write("\n")
+
+
+def _emit(result: dict[str, Any], output: Path | None = None) -> None:
+    data = orjson.dumps(result, option=orjson.OPT_INDENT_2 if output else 0)
+    if output is None:
+        print(data.decode())
+    else:
+        write_atomically(output, [data, b"\n"])
+
+
+def _load_anchor(path: Path) -> anchors.Checkpoint:
+    return anchors.Checkpoint.from_json(orjson.loads(path.read_bytes()))
+
+
+def _key(path: Path | None, settings: Settings) -> Ed25519PrivateKey:
+    path = path or settings.data_dir / KEY_NAME
+    if path.exists():
+        key = load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} is not an Ed25519 private key")
+        return key
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    print(f"pmo audit anchor: created the signing key {path} (mode 0600); keep a copy of "
+          "its public key and every anchor off this machine (docs/audit.md)", file=sys.stderr)
+    return key
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return _run(args, settings)
+    except (ValueError, OSError) as e:
+        print(f"pmo audit {args.action}: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "anchor":
+        why = None if args.output is None else refusal(args.output, settings)
+        if why is not None:  # the same guard as export: never onto a store
+            print(f"pmo audit anchor: {why}", file=sys.stderr)
+            return 2
+        key = _key(args.key, settings)  # before the long pass: a bad key fails fast
+        show, end = progress_bar("anchor")
+        position, head_hash, _ = anchors.store_head(build_application(settings), None, show)
+        end()
+        _emit(anchors.sign(key, position, head_hash).as_json(), args.output)
+        return 0
+    if args.action == "snapshot":
+        if args.as_of.utcoffset() is None:
+            raise ValueError("--as-of needs a UTC offset, e.g. 2026-03-01T00:00:00Z")
+        if args.output.exists():
+            raise ValueError(f"{args.output} exists: choose a new file")
+        manifest = snapshot.write(build_application(settings), args.as_of, args.output)
+        _emit(manifest)
+        return 0
+    if args.action == "verify":
+        return _verify(args, settings)
     service = build_projections(settings)
     try:
-        if args.action == "verify":
-            result = verify(service.db, build_application(settings))
-            print(orjson.dumps(result).decode())
-            return 0 if result["ok"] else 1
         chunks = (export_csv if args.format == "csv" else export_jsonl)(service.db,
                                                                         AuditFilter())
         if args.output is None:
@@ -110,3 +206,25 @@ def write_atomically(output: Path, chunks: Iterable[bytes]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    app = build_application(settings)
+    show, end = progress_bar("verify")
+    result: dict[str, Any]
+    if args.snapshot is None and args.anchor is None:
+        service = build_projections(settings)
+        try:
+            result = verify(service.db, app, show)
+        finally:
+            service.close()
+    else:
+        anchor = None if args.anchor is None else _load_anchor(args.anchor)
+        if args.snapshot is not None:
+            result = snapshot.check(app, args.snapshot, anchor, show)
+        else:
+            assert anchor is not None
+            result = anchors.check(app, anchor, show)
+    end()
+    _emit(result)
+    return 0 if result["ok"] else 1

@@ -1,9 +1,11 @@
-"""``pmo replay [--projection NAME] [--until TIME]``: rebuild projections from the event store.
+"""``pmo replay [--projection NAME] [--until TIME --into URL]``: rebuild projections from the store.
 
 Clears the chosen views and their tracking, then feeds them the whole
-notification log (or the part recorded up to ``--until``) in large batches,
-with a progress bar on stderr and the rate at the end. Run it with the service
-stopped, or expect the live runner to see the views rebuilt under it.
+notification log in large batches, with a progress bar on stderr and the rate at
+the end. Run it with the service stopped, or expect the live runner to see the
+views rebuilt under it. ``--until`` never rewinds the live views (CONTRACT
+section 15): it needs ``--into URL``, another projection store, which receives
+the views as recorded up to that instant.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import argparse
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
+from projections.db import Db
 from projections.runner import REBUILD_BATCH, rebuild
-from projections.service import build_projections
+from projections.service import ProjectionService, build_projections
+from storage.urls import StoreUrl
 
 BAR = 40
 
@@ -26,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rebuild only this projection (repeatable); default: all")
     parser.add_argument("--until", type=datetime.fromisoformat, metavar="TIME",
                         help="replay only events recorded at or before this ISO 8601 instant")
+    parser.add_argument("--into", metavar="URL",
+                        help="projection store to write (sqlite:///path or postgresql://...); "
+                        "required with --until")
     parser.add_argument("--batch-size", type=int, default=REBUILD_BATCH, help=argparse.SUPPRESS)
 
 
@@ -34,8 +42,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("pmo replay: --until needs a UTC offset, e.g. 2026-03-01T00:00:00Z",
               file=sys.stderr)
         return 2
+    if args.until is not None and args.into is None:
+        print("pmo replay: --until would rewind the live views; write them elsewhere with "
+              "--into URL, e.g. --into sqlite:///./as-of.sqlite (or use pmo audit snapshot)",
+              file=sys.stderr)
+        return 2
+    if args.into is not None:
+        try:
+            into = StoreUrl.parse(args.into)
+        except ValueError as e:
+            print(f"pmo replay: --into: {e}", file=sys.stderr)
+            return 2
+        live = settings.projection_store
+        if into == live or (into.kind == live.kind == "sqlite"
+                            and Path(into.path).resolve() == Path(live.path).resolve()):
+            print("pmo replay: --into names the live projection store", file=sys.stderr)
+            return 2
     app = build_application(settings)
-    service = build_projections(settings)
+    service = (build_projections(settings) if args.into is None
+               else ProjectionService(Db(into)))
     names = args.projection or service.names()
     unknown = [n for n in names if n not in service.projections]
     if unknown:

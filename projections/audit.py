@@ -1,15 +1,20 @@
 """The audit trail: every stored event, hash-chained in store order.
 
-For the event at ``position``:
+For the event at ``position`` (definition 2, since 2026-11-30):
 
     digest(n) = SHA-256(canonical(n)), canonical(n) = ``"{position}\\n{originator_id}\\n
-                {version}\\n{topic}\\n"`` in UTF-8 followed by the exact stored state bytes
+                {version}\\n{topic}\\n{recorded_us}\\n{source}\\n{event_id}\\n"`` in
+                UTF-8 followed by the exact stored state bytes
     hash(n)   = SHA-256(prev_hash(n) || digest(n)), over the two hex strings in ASCII
 
-and prev_hash of the first event is 64 zeros. Any change to a stored event (its
-bytes, topic, version, position), a deletion or a reordering changes every later
-hash; ``verify`` recomputes the chain from the event store itself and names the
-first position where it breaks.
+and prev_hash of the first event is 64 zeros. ``recorded_us`` is the recording
+time in integer microseconds since the epoch (what ``event_times`` holds and every
+``as_of`` answer reads); ``source`` and ``event_id`` are the inbound receipt the
+event was stored under (empty when it has none). Definition 1 (before 2026-11-30)
+had neither line; a trail written under it is dropped and rebuilt on start
+(``DIGEST_VERSION``). Any change to a stored event (its bytes, topic, version,
+position, recording time), a deletion or a reordering changes every later hash;
+``projections.audit_verify`` recomputes the chain from the event store itself.
 
 Why two hashes: each event's digest needs only that event, so it is computed
 before the store's write lock is taken (``prepare``), by whichever process
@@ -56,20 +61,22 @@ UNLINKED = ("FROM pv_audit WHERE position > (SELECT COALESCE(MAX(position), 0) "
             "FROM pv_audit_chain)")
 
 
-def digest(position: int, originator_id: str, version: int, topic: str, state: bytes) -> str:
-    # One encode for the text part, then the stored bytes as they are.
-    return hashlib.sha256(f"{position}\n{originator_id}\n{version}\n{topic}\n".encode()
-                          + state).hexdigest()
+DIGEST_VERSION = 2  # see the module's docstring; kept in pv_audit_meta
+
+
+def digest(position: int, originator_id: str, version: int, topic: str,
+           recorded_us: int | None, source: str | None, event_id: str | None,
+           state: bytes) -> str:
+    # One encode for the text part, then the stored bytes as they are. A missing value
+    # (no receipt, no recording time) is the empty string.
+    return hashlib.sha256(
+        f"{position}\n{originator_id}\n{version}\n{topic}\n"
+        f"{'' if recorded_us is None else recorded_us}\n{source or ''}\n{event_id or ''}\n"
+        .encode() + state).hexdigest()
 
 
 def link(prev_hash: str, event_digest: str) -> str:
     return hashlib.sha256((prev_hash + event_digest).encode()).hexdigest()
-
-
-def chain_hash(prev_hash: str, position: int, originator_id: str, version: int, topic: str,
-               state: bytes) -> str:
-    """The hash of one event, from the one before (what ``verify`` recomputes)."""
-    return link(prev_hash, digest(position, originator_id, version, topic, state))
 
 
 class AuditTrailProjection(Projection):
@@ -96,21 +103,32 @@ class AuditTrailProjection(Projection):
             # and its link once its predecessor's is (both appends, never an update).
             "CREATE TABLE IF NOT EXISTS pv_audit_chain (position {PK_INT}, "
             "hash TEXT NOT NULL)",
+            # Which digest definition the rows were written under (never cleared).
+            "CREATE TABLE IF NOT EXISTS pv_audit_meta (key TEXT PRIMARY KEY, "
+            "value {INT} NOT NULL)",
         ]
 
     def create_tables(self) -> None:
         self._drop_older_layout()
         super().create_tables()
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO pv_audit_meta (key, value) VALUES ('digest', ?) "
+                       "ON CONFLICT (key) DO NOTHING", (DIGEST_VERSION,))
 
     def _drop_older_layout(self) -> None:
-        """A trail written before the digest column (one hash over the whole event) is
-        dropped with its positions: the runner or consumer rebuilds it from the start."""
+        """A trail written under an older definition (before the digest column, or before
+        the digest covered recording time and receipt) is dropped with its positions:
+        the runner or consumer rebuilds it from the start."""
         columns = self.db.columns("pv_audit")
-        if not columns or "digest" in columns:
+        if not columns:
             return
+        if "digest" in columns and self.db.columns("pv_audit_meta"):
+            rows = self.db.query("SELECT value FROM pv_audit_meta WHERE key = 'digest'")
+            if rows and int(rows[0][0]) == DIGEST_VERSION:
+                return
         with self.db.transaction() as tx:
-            tx.execute("DROP TABLE pv_audit")
-            tx.execute("DROP TABLE IF EXISTS pv_audit_pending")
+            for table in ("pv_audit", "pv_audit_chain", "pv_audit_pending", "pv_audit_meta"):
+                tx.execute(f"DROP TABLE IF EXISTS {table}")
             tx.execute(self.db.ddl(TRACKING_DDL))
             tx.execute("DELETE FROM pv_tracking WHERE projection = ?", (self.name,))
 
@@ -129,10 +147,12 @@ class AuditTrailProjection(Projection):
             sid = e.oid_hex
             p = e.payload
             time = p.get("time")
+            source, event_id = p.get("source"), p.get("event_id")
             rows.append((e.position, keys.get(sid), sid, e.originator_version, e.topic,
                          time["_data_"] if type(time) is dict else time, e.recorded_us,
-                         p.get("actor"), p.get("source"), p.get("event_id"), e.prev_position,
-                         digest(e.position, sid, e.originator_version, e.topic, e.state)))
+                         p.get("actor"), source, event_id, e.prev_position,
+                         digest(e.position, sid, e.originator_version, e.topic, e.recorded_us,
+                                source, event_id, e.state)))
         return rows
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:

@@ -1,9 +1,7 @@
-"""Reading the audit trail: filtered pages, streamed exports, and verification against the store.
+"""Reading the audit trail: filtered pages and streamed exports.
 
-``verify`` trusts nothing it wrote: it re-reads the event store's notification
-log, recomputes every hash and compares position by position with the trail.
-It checks the events the trail has recorded so far (events stored since, not
-yet projected, are not counted in ``checked``).
+``verify`` (re-exported here) lives in ``projections.audit_verify``: it trusts
+nothing it wrote and recomputes the chain from the event store.
 """
 
 from __future__ import annotations
@@ -16,10 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import Notification
 
-from domain.application import PmoApplication
-from projections.audit import COLUMNS, GENESIS, chain_hash
+from projections.audit import COLUMNS, GENESIS
+from projections.audit_verify import verify
 from projections.db import Db
 from projections.feed import from_micros, micros
 
@@ -124,32 +121,5 @@ def export_csv(db: Db, f: AuditFilter) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def _store_log(app: PmoApplication) -> Iterator[Notification]:
-    start = 0
-    while True:
-        batch = app.recorder.select_notifications(start, BATCH, inclusive_of_start=False)
-        yield from batch
-        if len(batch) < BATCH:
-            return
-        start = batch[-1].id
-
-
-def verify(db: Db, app: PmoApplication) -> dict[str, Any]:
-    """``{"ok": true, "checked": N}`` or ``{"ok": false, "broken_at": position}``."""
-    log = _store_log(app)
-    prev = GENESIS
-    checked = 0
-    for item in entries(db, AuditFilter()):
-        position = item["position"]
-        n = next(log, None)
-        if n is None or n.id != position:
-            # The store lost this event (deleted), or holds one the trail never saw.
-            return {"ok": False, "broken_at": position if n is None else min(n.id, position)}
-        originator = n.originator_id.hex if hasattr(n.originator_id, "hex") else str(
-            n.originator_id).replace("-", "")
-        h = chain_hash(prev, n.id, originator, n.originator_version, n.topic, n.state)
-        if h != item["hash"] or item["prev_hash"] != prev:
-            return {"ok": False, "broken_at": position}
-        prev = h
-        checked += 1
-    return {"ok": True, "checked": checked}
+__all__ = ["AuditFilter", "entries", "entry", "export_csv", "export_jsonl", "page",
+           "verify"]

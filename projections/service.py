@@ -175,6 +175,17 @@ class ProjectionService:
         view["quarantined"] = own or bool(names)
         return view
 
+    def with_flags(self, kind: str, doc: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
+        """``view`` of ``doc`` (``kind`` one of VIEW_KEY_PREFIX's collections) with the
+        quarantine fields every answer carries: what an evidence snapshot renders too."""
+        own = self._own(kind, doc)  # each collection is named as its projection
+        if kind == "projects":
+            view["quarantined"] = own
+            return view
+        where = {"portfolios": "portfolio_id", "programs": "program_id",
+                 "managers": "manager_id"}[kind]
+        return self._flag(view, own, f"{where} = ?", (doc[where],))
+
     def _own(self, projection: str, doc: dict[str, Any]) -> bool:
         return doc["id"] in self.quarantine_flags().get(projection, {})
 

@@ -35,6 +35,13 @@ def _micros(instant: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+# A stored event as the audit's verification reads it, straight from the store's rows:
+# (position, originator_id as 32 hex digits, version, topic, state exactly as stored,
+# ``event_times.recorded_at`` in microseconds or None when that row is missing).
+# A plain tuple: a million of them are made per verification.
+LoggedEvent = tuple[int, str, int, str, bytes, int | None]
+
+
 def _receipt_rows(stored_events: Sequence[StoredEvent], ids: Sequence[int],
                   receipts: Sequence[Receipt]) -> list[tuple[str, str, int]]:
     if all(r.index is not None for r in receipts):
@@ -129,6 +136,19 @@ class PmoSQLiteRecorder(SQLiteApplicationRecorder):
             row = c.fetchone()
         return None if row is None else row[0]
 
+    def log_with_times(self, after: int, limit: int) -> list[LoggedEvent]:
+        """Events after position ``after`` in position order, each with its recording time
+        as the ``event_times`` table holds it (None when the row is missing)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT s.rowid, s.originator_id, s.originator_version, s.topic, "
+                      f"s.state, t.recorded_at FROM {self.events_table_name} s "
+                      "LEFT JOIN event_times t ON t.originator_id = s.originator_id "
+                      "AND t.originator_version = s.originator_version "
+                      "WHERE s.rowid > ? ORDER BY s.rowid LIMIT ?", (after, limit))
+            # Ids are written as 32 hex digits and states as BLOBs (``_insert_events``).
+            rows: list[LoggedEvent] = c.fetchall()
+            return rows
+
 
 class PmoPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *,
@@ -177,6 +197,13 @@ class PmoPostgresRecorder(PostgresApplicationRecorder):
         self._select_positions = SQL(
             "SELECT originator_version, position FROM {}.{} WHERE originator_id = %s"
         ).format(schema, self.times_table)
+        self._select_log_with_times = SQL(
+            "SELECT s.notification_id, s.originator_id, s.originator_version, s.topic, "
+            "s.state, t.recorded_at FROM {}.{} s LEFT JOIN {}.{} t "
+            "ON t.originator_id = s.originator_id AND t.originator_version = "
+            "s.originator_version WHERE s.notification_id > %s "
+            "ORDER BY s.notification_id LIMIT %s").format(
+            schema, Identifier(events_table_name), schema, self.times_table)
         self._select_version_at = SQL(
             "SELECT MAX(originator_version) AS v FROM {}.{} "
             "WHERE originator_id = %s AND recorded_at <= %s").format(schema, self.times_table)
@@ -237,3 +264,11 @@ class PmoPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._select_version_at, (originator_id, instant))
             row = curs.fetchone()
         return None if row is None else row["v"]
+
+    def log_with_times(self, after: int, limit: int) -> list[LoggedEvent]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_log_with_times, (after, limit))
+            return [(r["notification_id"], r["originator_id"].hex, r["originator_version"],
+                     r["topic"], bytes(r["state"]),
+                     None if r["recorded_at"] is None else _micros(r["recorded_at"]))
+                    for r in curs.fetchall()]

@@ -12,7 +12,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import StoredEvent
 
-from domain.application import PmoApplication
+from domain.application import PmoApplication, Receipt
 from domain.project import Project
 from projections.feed import RecordedEvent
 from projections.folds import Doc, fold_project
@@ -41,8 +41,10 @@ def store_raw(app: PmoApplication, event_class: Any, aggregate_id: UUID, version
         body = orjson.loads(state)
         edit(body)
         state = orjson.dumps(body)
+    # With its receipt, as every stored event of an inbound message has (verify checks it).
+    receipt = Receipt(event.source, event.event_id, aggregate_id, version, index=0)
     app.recorder.insert_events([StoredEvent(stored.originator_id, version, stored.topic, state)],
-                               timestamps=[event.timestamp])
+                               timestamps=[event.timestamp], receipts=[receipt])
     position: int = app.recorder.max_notification_id() or 0
     return position
 

@@ -12,9 +12,11 @@ from api.auth import Auditor
 from api.deps import ServicesDep
 from api.params import parse_instant, position_cursor
 from api.routers.projections import json_response
+from projections.anchors import trail_head
 from projections.audit_read import AuditFilter, export_csv, export_jsonl, page, verify
 
 router = APIRouter(tags=["audit"])
+VERIFY_WAIT_S = 5.0
 
 
 def _filter(aggregate: str | None, type_: str | None, actor: str | None,
@@ -47,7 +49,17 @@ def audit_trail(
 
 @router.get("/v1/audit/verify", summary="Recompute the hash chain from the event store")
 def audit_verify(_: Auditor, services: ServicesDep) -> Response:
+    runner = services.runner
+    if runner is not None:
+        # Events stored a moment ago are usually not in the trail yet: give the embedded
+        # runner a moment, so a lag is not reported as an unbuilt trail.
+        runner.wait_for(services.app.recorder.max_notification_id() or 0, VERIFY_WAIT_S)
     return json_response(orjson.dumps(verify(services.projections.db, services.app)))
+
+
+@router.get("/v1/audit/anchor", summary="The chain's current head, to sign or store elsewhere")
+def audit_anchor(_: Auditor, services: ServicesDep) -> Response:
+    return json_response(orjson.dumps(trail_head(services.projections.db)))
 
 
 @router.get("/v1/audit/export", summary="The whole trail, streamed as CSV or JSON lines")

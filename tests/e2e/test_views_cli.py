@@ -11,6 +11,7 @@ import orjson
 
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
+from projections.audit_verify import contract
 from projections.service import build_projections
 from tests.e2e.conftest import pmo_command
 from tests.integration.test_projection_views import Publisher, seed
@@ -40,9 +41,16 @@ def test_replay_rebuilds_every_view_with_a_progress_bar(tmp_path: Path) -> None:
     assert body is not None and orjson.loads(body)["actual_cost"] == "200.00"
     assert all(s["state"] == "live" for s in service.status(None))
     service.close()
-    code, out, _ = run("replay", "--projection", "projects", "--until",
+    code, _, err = run("replay", "--projection", "projects", "--until",
                        "2000-01-01T00:00:00Z", env=env, cwd=tmp_path)
+    assert code == 2 and "--into URL" in err  # never rewinds the live views
+    into = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    code, out, _ = run("replay", "--projection", "projects", "--until",
+                       "2000-01-01T00:00:00Z", "--into", into, env=env, cwd=tmp_path)
     assert code == 0 and "replayed 0 positions into projects" in out
+    service = build_projections(Settings(data_dir=tmp_path / "data", _env_file=None))
+    assert service.project("A") is not None  # the live view is still there
+    service.close()
     assert run("replay", "--projection", "nope", env=env, cwd=tmp_path)[0] == 2
 
 
@@ -54,7 +62,7 @@ def test_audit_verify_exits_1_once_the_store_is_altered(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "data" / "events.sqlite") as conn:
         conn.execute("DELETE FROM stored_events WHERE rowid = 4")
     code, out, _ = run("audit", "verify", env=env, cwd=tmp_path)
-    assert code == 1 and json.loads(out) == {"ok": False, "broken_at": 4}
+    assert code == 1 and contract(json.loads(out)) == {"ok": False, "broken_at": 4}
 
 
 def test_audit_export_writes_csv_and_jsonl(tmp_path: Path) -> None:

@@ -37,11 +37,20 @@ def tamper(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
             conn.execute(sql, params)
 
 
+def broken(result: dict[str, object]) -> tuple[object, object]:
+    assert result["ok"] is False, result
+    return result["broken_at"], result["what"]
+
+
 def test_verify_counts_every_recorded_event(recorded: tuple[PmoApplication, ProjectionService,
                                                            Path]) -> None:
     app, service, _ = recorded
-    assert verify(service.db, app) == {"ok": True,
-                                       "checked": app.recorder.max_notification_id()}
+    head = app.recorder.max_notification_id()
+    result = verify(service.db, app)
+    assert result["ok"] is True and result["checked"] == head
+    assert result["store_head"] == result["trail_head"] == head
+    assert result["head_hash"] == service.db.query(
+        "SELECT hash FROM pv_audit_chain WHERE position = ?", (head,))[0][0]
 
 
 def test_verify_finds_a_modified_event(recorded: tuple[PmoApplication, ProjectionService,
@@ -52,14 +61,14 @@ def test_verify_finds_a_modified_event(recorded: tuple[PmoApplication, Projectio
                   "WHERE topic = 'pmo.project.cost_recorded' ORDER BY rowid LIMIT 1)", ()))
     first_cost = service.db.query("SELECT MIN(position) FROM pv_audit WHERE type = ?",
                                   ("pmo.project.cost_recorded",))[0][0]
-    assert verify(service.db, app) == {"ok": False, "broken_at": first_cost}
+    assert broken(verify(service.db, app)) == (first_cost, "body")
 
 
 def test_verify_finds_a_deleted_event(recorded: tuple[PmoApplication, ProjectionService,
                                                       Path]) -> None:
     app, service, path = recorded
     tamper(path, ("DELETE FROM stored_events WHERE rowid = 7", ()))
-    assert verify(service.db, app) == {"ok": False, "broken_at": 7}
+    assert broken(verify(service.db, app)) == (7, "missing")
 
 
 def test_verify_finds_two_swapped_events(recorded: tuple[PmoApplication, ProjectionService,
@@ -70,7 +79,7 @@ def test_verify_finds_two_swapped_events(recorded: tuple[PmoApplication, Project
             "SELECT topic, state FROM stored_events WHERE rowid IN (5, 9) ORDER BY rowid")
     tamper(path, ("UPDATE stored_events SET topic = ?, state = ? WHERE rowid = 5", (t9, s9)),
            ("UPDATE stored_events SET topic = ?, state = ? WHERE rowid = 9", (t5, s5)))
-    assert verify(service.db, app) == {"ok": False, "broken_at": 5}
+    assert broken(verify(service.db, app)) == (5, "body")
 
 
 def test_verify_finds_a_rewritten_trail(recorded: tuple[PmoApplication, ProjectionService,
@@ -78,7 +87,7 @@ def test_verify_finds_a_rewritten_trail(recorded: tuple[PmoApplication, Projecti
     app, service, _ = recorded
     with service.db.transaction() as tx:
         tx.execute("UPDATE pv_audit_chain SET hash = ? WHERE position = 3", ("f" * 64,))
-    assert verify(service.db, app) == {"ok": False, "broken_at": 3}
+    assert broken(verify(service.db, app)) == (3, "chain")
 
 
 def test_trail_filters_pages_and_exports(recorded: tuple[PmoApplication, ProjectionService,
@@ -126,6 +135,28 @@ def test_a_trail_of_the_older_layout_is_dropped_and_rebuilt(tmp_path: Path) -> N
     assert service.projects.tracking() == {"store": 1}  # the other views keep theirs
     EmbeddedRunner(app, service).catch_up()
     stored = len(app.recorder.select_notifications(None, 10**6))
-    assert verify(service.db, app) == {"ok": True, "checked": stored}
+    assert verify(service.db, app)["checked"] == stored
+    service.close()
+    app.close()
+
+
+def test_a_trail_of_digest_definition_1_is_dropped_and_rebuilt(tmp_path: Path) -> None:
+    """A trail whose digests did not cover recording time and receipt (no pv_audit_meta)
+    is dropped with the audit's positions on start, then rebuilt under definition 2."""
+    settings = Settings(data_dir=tmp_path, _env_file=None)
+    app = build_application(settings)
+    seed(Publisher(app))
+    service = build_projections(settings)
+    EmbeddedRunner(app, service).catch_up()
+    with service.db.transaction() as tx:
+        tx.execute("DROP TABLE pv_audit_meta")
+        tx.execute("UPDATE pv_audit_chain SET hash = ?", ("e" * 64,))  # definition 1's
+    service.close()
+    service = build_projections(settings)
+    assert service.audit.count() == 0 and service.audit.tracking() == {}
+    assert service.projects.tracking() != {}  # the other views keep theirs
+    assert verify(service.db, app)["what"] == "unbuilt"
+    EmbeddedRunner(app, service).catch_up()
+    assert verify(service.db, app)["ok"] is True
     service.close()
     app.close()

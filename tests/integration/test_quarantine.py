@@ -309,3 +309,27 @@ def test_hostile_names_find_nothing_and_never_fail(stores: Stores) -> None:
             service.retry_quarantined("projects", name, lambda _: None)
         with pytest.raises(LookupError):
             service.evict_quarantined("managers", name, lambda _: None)
+
+
+def test_the_audit_trail_takes_a_stored_nul_in_the_envelope(stores: Stores) -> None:
+    # The audit never quarantines (its chain needs every event): a NUL that an older version
+    # stored in an envelope field (PostgreSQL text cannot hold it) is written escaped.
+    app, service, _ = stores
+    publish = Publisher(app)
+    seed(publish)
+    runner = EmbeddedRunner(app, service)
+    runner.catch_up()
+
+    def nul_actor(body: dict[str, Any]) -> None:
+        body["actor"] = "ev\x00il"
+
+    bad = store_raw(app, Project.CostRecorded, A_ID, version_of(app, "A") + 1, nul_actor,
+                    amount=Decimal("1"), currency="EUR", incurred_on=date(2026, 2, 6),
+                    category="labour", reference="nul")
+    publish(cost("B", "1.00", "after-nul"))
+    runner.catch_up()
+    assert lag(runner)["audit"] == 0
+    [row] = page(service.db, AuditFilter(aggregate="A"), bad - 1, 1)[0]
+    assert (row["position"], row["actor"]) == (bad, "ev\\u0000il")
+    assert contract(verify(service.db, app)) == {
+        "ok": True, "checked": app.recorder.max_notification_id()}

@@ -61,3 +61,26 @@ def test_openapi_declares_valid_at_on_the_view_routes(client: TestClient) -> Non
         names = {p["name"] for p in paths[path]["get"].get("parameters", [])
                  if p["in"] == "query"}
         assert "valid_at" in names, path
+
+
+def test_restatements_over_http(client: TestClient, services: Services) -> None:
+    june = "2026-06-10T09:00:00Z"
+    july_1 = publish(client, services, at(portfolio(), june), at(proposal("X1"), june),
+                     at(approval("X1"), june), at(cost("X1", "100.00", 1), june))
+    late = at(cost("X1", "40.00", 2), "2026-06-20T00:00:00Z")
+    publish(client, services, late)
+    params = {"valid_at": "2026-06-30T23:59:59Z", "reported_at": july_1.isoformat()}
+    path = "/v1/portfolios/PF-1/restatements"
+    assert_problem(client.get(path, params=params, headers=VIEW), 403)
+    answer = client.get(path, params=params, headers=AUDIT)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["portfolio"]["moved"][0] == "actual_cost"
+    [x1] = body["projects"]
+    assert (x1["reported"]["actual_cost"], x1["now"]["actual_cost"]) == ("100.00", "140.00")
+    assert [(e["type"], e["source"], e["id"]) for e in x1["events"]] == [
+        (late["type"], late["source"], late["id"])]
+    assert_problem(client.get(path, params={**params, "reported_at": "2026-07-01"},
+                              headers=AUDIT), 422)
+    assert_problem(client.get("/v1/portfolios/nope/restatements", params=params,
+                              headers=AUDIT), 404)

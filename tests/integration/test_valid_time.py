@@ -310,3 +310,28 @@ def test_restatements_show_what_june_said_on_july_1_and_what_moved_it(stores: St
     again = orjson.loads(service.restatements(app, "PF", JUNE_30, datetime.now(UTC)) or b"{}")
     assert again["projects"] == [] and again["portfolio"]["moved"] == []
     assert service.restatements(app, "nope", JUNE_30, july_1) is None
+
+
+def test_views_written_before_valid_time_are_dropped_and_rebuilt(tmp_path: Path) -> None:
+    app, service = open_stores(f"sqlite:///{tmp_path / 'events.sqlite'}", tmp_path)
+    publish = Publisher(app)
+    publish((JUNE_1, c.OpenPortfolio("PF", "Growth", PmoType.SUPPORTIVE, "EUR",
+                                     Decimal("1000000"), "Olga")))
+    open_project(publish, "A", JUNE_1)
+    EmbeddedRunner(app, service).catch_up()
+    with service.db.transaction() as tx:  # the layout of before: no valid times kept
+        tx.execute("DROP INDEX pv_project_history_at")
+        tx.execute("ALTER TABLE pv_project_history DROP COLUMN valid_us")
+        tx.execute("DROP TABLE pv_portfolio_times")
+    service.close()
+    _, service = open_stores(f"sqlite:///{tmp_path / 'events.sqlite'}", tmp_path)
+    try:
+        assert "valid_us" in service.db.columns("pv_project_history")
+        assert service.projects.tracking() == {} and service.portfolios.tracking() == {}
+        assert service.managers.tracking() != {}  # the others keep their rows
+        EmbeddedRunner(app, service).catch_up()
+        assert view(service.valid_at(app, "portfolio", "PF", JUNE_30))["approved_budget"] == \
+            "1000"
+    finally:
+        service.close()
+        app.close()

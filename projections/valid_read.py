@@ -17,10 +17,27 @@ from domain.application import PmoApplication
 from domain.base import store_id
 from projections.aggregates import PortfolioProjection
 from projections.asof import fold_until_failure
+from projections.db import chunks
 from projections.feed import RecordedEvent, from_stored, micros
 from projections.folds import Doc, fold_manager, fold_portfolio, fold_program, fold_project
-from projections.lists import BadQuery, ProjectQuery, decode_cursor, encode_cursor, like_pattern
-from projections.projects import F_KEY, F_MANAGER, F_OVERALL, F_STATE, ProjectProjection
+from projections.lists import (
+    NUMERIC_SORTS,
+    SORTS,
+    BadQuery,
+    ProjectQuery,
+    decode_cursor,
+    encode_cursor,
+    like_pattern,
+)
+from projections.projects import (
+    F_AC,
+    F_BAC,
+    F_KEY,
+    F_MANAGER,
+    F_OVERALL,
+    F_STATE,
+    ProjectProjection,
+)
 from projections.validtime import FOREVER, cut_version, prefix, top_version
 from projections.views import manager_view, portfolio_view, program_view, project_view
 
@@ -143,18 +160,24 @@ LIST_CHUNK = 200  # candidate projects read per step of a list at a valid time
 def project_page(app: PmoApplication, projects: ProjectProjection, query: ProjectQuery,
                  valid: datetime | None, recorded: datetime | None,
                  ) -> tuple[list[View], str | None]:
-    """One page of the project list at (T, R), ordered by id (the only sort offered there:
-    the sortable columns hold today's values). ``portfolio``, ``program`` and ``q`` (name
+    """One page of the project list at (T, R). ``portfolio``, ``program`` and ``q`` (name
     and id never change) pick candidates from today's rows; ``state``, ``health`` and
     ``manager`` are matched against each candidate's figures at (T, R), from the figure
-    rows, and only the matches are folded in full. A project not yet recorded or valid
-    at (T, R) is not listed. ``valid`` None: the list as recorded at R, whatever the
-    events' valid times (KPIs on R's date, like the as-of views)."""
-    if query.sort != "project_id":
-        raise BadQuery("sort: with valid_at or as_of the list is ordered by project_id only")
+    rows, and only the page's projects are folded in full. A project not yet recorded or
+    valid at (T, R) is not listed. ``valid`` None: the list as recorded at R, whatever the
+    events' valid times (KPIs on R's date, like the as-of views).
+
+    Ordered by id, candidates are read a chunk at a time; any other sort reads every
+    candidate's figures (state, approved budget, actual cost at (T, R); name, priority,
+    planned start and portfolio never change) and sorts them. ``planned_finish`` is not
+    offered (it is not among the figure rows)."""
+    name = query.sort.lstrip("-")
+    if name not in SORTS or name == "planned_finish":
+        raise BadQuery(f"sort: with valid_at or as_of use one of "
+                       f"{', '.join(sorted(set(SORTS) - {'planned_finish'}))}"
+                       " (prefix '-' for descending)")
     on = None if valid is not None or recorded is None else recorded.date()
     valid = valid or FOREVER
-    after = decode_cursor(query.cursor)[1] if query.cursor is not None else None
     clause, args = [], []
     for column, wanted in (("portfolio_id", query.portfolio), ("program_id", query.program)):
         if wanted is not None:
@@ -165,6 +188,9 @@ def project_page(app: PmoApplication, projects: ProjectProjection, query: Projec
         pattern = like_pattern(query.q.lower())
         args += [pattern, pattern]
     at_us, valid_us = micros(recorded or FOREVER), micros(valid)
+    if query.sort != "project_id":
+        return _sorted_page(app, projects, query, valid, recorded, on, clause, args)
+    after = decode_cursor(query.cursor)[1] if query.cursor is not None else None
     items: list[View] = []
     more = False
     while not more:
@@ -198,6 +224,53 @@ def project_page(app: PmoApplication, projects: ProjectProjection, query: Projec
                 items.append(view)
     last = items[-1]["project_id"] if more and items else None
     return items, None if last is None else encode_cursor(last, last)
+
+
+def _figs(projects: ProjectProjection, rows: list[tuple[Any, ...]], at_us: int, on: date,
+          valid_us: int) -> dict[str, list[Any]]:
+    """The figures at (T, R) of the candidate rows (id, key, portfolio_id, ...), by key."""
+    by_portfolio: dict[str, list[str]] = {}
+    for row in rows:
+        by_portfolio.setdefault(row[2], []).append(row[0])
+    return {f[F_KEY]: f for portfolio_id, ids in by_portfolio.items()
+            for part in chunks(ids) for f, _ in projects.figs_at(
+                portfolio_id, at_us, on, part, valid_us=valid_us)}
+
+
+def _sort_value(name: str, fig: list[Any], row: tuple[Any, ...]) -> Any:
+    """The value a sort compares, as ``projections.lists.SORTS`` has it (never None)."""
+    if name == "state":
+        return fig[F_STATE] or ""
+    if name in ("approved_budget", "actual_cost"):
+        amount = fig[F_BAC] if name == "approved_budget" else fig[F_AC]
+        return float(amount) if amount is not None else 0
+    column = {"project_id": 1, "name": 3, "priority": 4, "planned_start": 5,
+              "portfolio_id": 2}[name]
+    value = row[column]
+    return value if value is not None else (0 if name == "priority" else "")
+
+
+def _sorted_page(app: PmoApplication, projects: ProjectProjection, query: ProjectQuery,
+                 valid: datetime, recorded: datetime | None, on: date | None,
+                 clause: list[str], args: list[Any]) -> tuple[list[View], str | None]:
+    name = query.sort.lstrip("-")
+    desc = query.sort.startswith("-")
+    sql = "SELECT id, key, portfolio_id, name, priority, planned_start FROM pv_projects"
+    if clause:
+        sql += " WHERE " + " AND ".join(clause)
+    rows = projects.db.query(sql, args)
+    figs = _figs(projects, rows, micros(recorded or FOREVER), on or valid.date(),
+                 micros(valid))
+    ranked = sorted(((_sort_value(name, figs[r[1]], r), r[1]) for r in rows
+                     if r[1] in figs and _matches(figs[r[1]], query)), reverse=desc)
+    if query.cursor is not None:
+        mark = decode_cursor(query.cursor, numeric=name in NUMERIC_SORTS)
+        ranked = [r for r in ranked if (r < mark if desc else r > mark)]
+    page = ranked[:query.limit]
+    items = [v for _, key in page
+             if (v := project(app, projects, key, valid, recorded, on)) is not None]
+    more = len(ranked) > query.limit
+    return items, encode_cursor(*page[-1]) if more and page else None
 
 
 def _matches(fig: list[Any], query: ProjectQuery) -> bool:

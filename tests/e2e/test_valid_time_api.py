@@ -47,8 +47,11 @@ def test_june_as_reported_on_july_1_and_as_known_now(client: TestClient,
                       headers=VIEW).json()["items"] == []
     assert_problem(client.get("/v1/projects/X1", params={"valid_at": "2026-06-01T00:00:00Z"},
                               headers=VIEW), 404)
-    assert_problem(client.get("/v1/projects", params={**june_30, "sort": "name"},
+    assert_problem(client.get("/v1/projects", params={**june_30, "sort": "planned_finish"},
                               headers=VIEW), 422)
+    by_cost = client.get("/v1/projects", params={**june_30, "sort": "-actual_cost"},
+                         headers=VIEW)
+    assert [p["project_id"] for p in by_cost.json()["items"]] == ["X1"]
     for bad in ("2026-06-30", "2026-06-30T00:00:00", "9999-12-31T00:00:00Z", "x"):
         assert_problem(client.get("/v1/portfolios/PF-1", params={"valid_at": bad},
                                   headers=VIEW), 422)

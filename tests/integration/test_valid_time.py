@@ -156,6 +156,22 @@ def test_list_program_and_manager_at_a_valid_time(stores: Stores) -> None:
     rest = view(service.project_list_valid(app, ProjectQuery(limit=1, cursor=page["next_cursor"]),
                                            july))
     assert [p["project_id"] for p in rest["items"]] == ["B"] and rest["next_cursor"] is None
+
+    def ordered(sort: str, when: datetime = july, limit: int = 1) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            body = view(service.project_list_valid(
+                app, ProjectQuery(sort=sort, limit=limit, cursor=cursor), when))
+            seen += [p["project_id"] for p in body["items"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return seen
+
+    # July 31: A started (active), B approved; June 30: only A, approved.
+    assert ordered("state") == ["A", "B"] and ordered("-state") == ["B", "A"]  # active < approved
+    assert ordered("-project_id") == ["B", "A"] and ordered("-name", JUNE_30) == ["A"]
+    assert ordered("approved_budget", limit=5) == ["A", "B"]
     assert view(service.valid_at(app, "program", "PG", JUNE_30))["projects"] == ["A"]
     assert view(service.valid_at(app, "program", "PG", july))["projects"] == ["A", "B"]
     june_manager = view(service.valid_at(app, "manager", "M1", JUNE_30))

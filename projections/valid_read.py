@@ -206,12 +206,7 @@ def project_page(app: PmoApplication, projects: ProjectProjection, query: Projec
         if not rows:
             break
         after = rows[-1][1]
-        by_portfolio: dict[str, list[str]] = {}
-        for id_, _, portfolio_id in rows:
-            by_portfolio.setdefault(portfolio_id, []).append(id_)
-        figs = {f[F_KEY]: f for portfolio_id, ids in by_portfolio.items()
-                for f, _ in projects.figs_at(portfolio_id, at_us, on or valid.date(), ids,
-                                             valid_us=valid_us)}
+        figs = _figs(projects, rows, at_us, on or valid.date(), valid_us)
         for _, key, _ in rows:
             fig = figs.get(key)
             if fig is None or not _matches(fig, query):

@@ -23,6 +23,7 @@ from projections.folds import (
     fold_program,
 )
 from projections.quarantine import FoldError
+from projections.validtime import advance, drop_without_valid_time
 
 Fold = Callable[[Doc | None, RecordedEvent], Doc | None]
 
@@ -135,27 +136,39 @@ class PortfolioProjection(DocProjection):
     which change nothing in the view but its version. ``pv_portfolio_history``
     keeps the doc after every other event, so the doc as of T is one indexed row
     (with the version it had at T) instead of a fold over thousands of events.
+    ``pv_portfolio_times`` keeps every event's valid time (``projections.validtime``),
+    so the version at a valid time is one indexed query too.
     """
 
     name = "portfolios"
     topics = ("pmo.portfolio.",)
     table = "pv_portfolios"
-    tables = (table, "pv_portfolio_history")
+    tables = (table, "pv_portfolio_history", "pv_portfolio_times")
     key_field = "portfolio_id"
     fold = staticmethod(fold_portfolio)
 
     def ddl(self) -> list[str]:
         return [*super().ddl(),
                 "CREATE TABLE IF NOT EXISTS pv_portfolio_history (id TEXT NOT NULL, "
-                "version {INT} NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (id, version))"]
+                "version {INT} NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (id, version))",
+                "CREATE TABLE IF NOT EXISTS pv_portfolio_times (id TEXT NOT NULL, "
+                "version {INT} NOT NULL, valid_us {INT} NOT NULL, PRIMARY KEY (id, version))"]
+
+    def create_tables(self) -> None:
+        drop_without_valid_time(self, "pv_portfolio_times", None)
+        super().create_tables()
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
         self._history: list[tuple[str, int, str]] = []
+        self._times: list[tuple[str, int, int]] = []
         super().apply(tx, events)
         tx.executemany("INSERT INTO pv_portfolio_history (id, version, doc) VALUES (?,?,?) "
                        "ON CONFLICT (id, version) DO NOTHING", self._history)
+        tx.executemany("INSERT INTO pv_portfolio_times (id, version, valid_us) VALUES (?,?,?) "
+                       "ON CONFLICT (id, version) DO NOTHING", self._times)
 
     def applied(self, e: RecordedEvent, doc: Doc) -> None:
+        self._times.append((doc["id"], e.originator_version, advance(doc, e)))
         if e.topic not in BUDGET_BOOKKEEPING:
             self._history.append((doc["id"], e.originator_version, orjson.dumps(doc).decode()))
 
@@ -168,6 +181,20 @@ class PortfolioProjection(DocProjection):
         doc: Doc = orjson.loads(rows[0][0])
         doc["version"] = version  # what folding the bookkeeping events in between would do
         return doc
+
+    def valid_bounds(self, id_: str, top: int,
+                     valid_us: int) -> tuple[tuple[int, int] | None, int | None]:
+        """Up to version ``top``: the highest version valid at or before ``valid_us`` with
+        its valid time, and the lowest valid after it (None: no such row, yet)."""
+        below = self.db.query(
+            "SELECT version, valid_us FROM pv_portfolio_times WHERE id = ? AND version <= ? "
+            "AND valid_us <= ? ORDER BY version DESC LIMIT 1", (id_, top, valid_us))
+        above = self.db.query(
+            "SELECT MIN(version) FROM pv_portfolio_times WHERE id = ? AND version <= ? "
+            "AND valid_us > ?", (id_, top, valid_us))
+        known = (int(below[0][0]), int(below[0][1])) if below else None
+        upper = above[0][0] if above and above[0][0] is not None else None
+        return known, None if upper is None else int(upper)
 
 
 class ProgramProjection(DocProjection):

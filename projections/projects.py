@@ -6,6 +6,12 @@ on, and ``fig``: the compact figures roll-ups read (``figures()`` below).
 changes them, valid from the event's recording time: a portfolio or program as
 of T aggregates the latest row of each project recorded at or before T, so it
 never loads the event store. Both are written in the batch's transaction.
+
+Each history row also carries the event's valid time (``valid_us``, CONTRACT section
+13; see ``projections.validtime``): the project's running maximum of its events'
+``time``, kept in the doc as ``valid_us``. Recording time and valid time both grow
+with the version, so the figures at (valid_at=T, as_of=R) are, per project, the row of
+the highest version with ``valid_us <= T`` and ``recorded_us <= R``: one indexed query.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from projections.db import Tx
 from projections.feed import RecordedEvent
 from projections.folds import FIGURE_EVENTS, Doc, fold_project
 from projections.kpi import COMPUTE_ERRORS, Figures, Kpis, project_kpis, unreadable_kpis
+from projections.validtime import advance, drop_without_valid_time
 
 SNAPSHOT_EVERY = 100
 MEMO_LIMIT = 200_000  # figures kept with their KPIs (a few hundred bytes each)
@@ -90,21 +97,26 @@ class ProjectProjection(DocProjection):
             # No primary key: the version check makes rows unique; one index serves as-of.
             "CREATE TABLE IF NOT EXISTS pv_project_history (id TEXT NOT NULL, "
             "version {INT} NOT NULL, recorded_us {INT} NOT NULL, portfolio_id TEXT NOT NULL, "
-            "fig TEXT NOT NULL)",
+            "fig TEXT NOT NULL, valid_us {INT} NOT NULL)",
+            # valid_us last: as-of reads stay covered, valid-time reads too.
             "CREATE INDEX IF NOT EXISTS pv_project_history_at ON pv_project_history "
-            "(portfolio_id, id, version, recorded_us)",
+            "(portfolio_id, id, version, recorded_us, valid_us)",
             # The doc every SNAPSHOT_EVERY versions: an as-of read folds at most that many
             # stored events on top of one (the same fold, so it cannot disagree with live).
             "CREATE TABLE IF NOT EXISTS pv_project_snapshots (id TEXT NOT NULL, "
             "version {INT} NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (id, version))",
         ]
 
+    def create_tables(self) -> None:
+        drop_without_valid_time(self, "pv_project_history", "valid_us")
+        super().create_tables()
+
     def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
-        self._history: list[tuple[str, int, int, str, str]] = []
+        self._history: list[tuple[str, int, int, str, str, int]] = []
         self._snapshots: list[tuple[str, int, str]] = []
         super().apply(tx, events)
         tx.insert_many("pv_project_history", ("id", "version", "recorded_us", "portfolio_id",
-                                              "fig"), self._history)
+                                              "fig", "valid_us"), self._history)
         tx.executemany("INSERT INTO pv_project_snapshots (id, version, doc) VALUES (?,?,?) "
                        "ON CONFLICT (id, version) DO NOTHING", self._snapshots)
 
@@ -115,12 +127,13 @@ class ProjectProjection(DocProjection):
         return orjson.loads(rows[0][0]) if rows else None
 
     def applied(self, e: RecordedEvent, doc: Doc) -> None:
+        valid_us = advance(doc, e)
         if e.originator_version % SNAPSHOT_EVERY == 0:
             self._snapshots.append((doc["id"], e.originator_version, orjson.dumps(doc).decode()))
         if e.topic in FIGURE_EVENTS:
             self._history.append((doc["id"], e.originator_version,
                                   e.recorded_us, doc["portfolio_id"],
-                                  orjson.dumps(fig_of(doc)).decode()))
+                                  orjson.dumps(fig_of(doc)).decode(), valid_us))
 
     def write(self, tx: Tx, changed: dict[str, Doc]) -> None:
         tx.executemany(
@@ -164,14 +177,19 @@ class ProjectProjection(DocProjection):
         return self.evaluate([r[0] for r in rows], on)
 
     def figs_at(self, portfolio_id: str, at_us: int, on: date,
-                ids: Sequence[str] | None = None) -> list[tuple[list[Any], Kpis]]:
-        """Each project's figures as recorded at or before ``at_us`` (only ``ids``, if given)."""
+                ids: Sequence[str] | None = None,
+                valid_us: int | None = None) -> list[tuple[list[Any], Kpis]]:
+        """Each project's figures as recorded at or before ``at_us`` (only ``ids``, if given),
+        counting only its events valid at or before ``valid_us``, if given."""
         only = ""
         params: list[Any] = [portfolio_id, at_us]
+        if valid_us is not None:
+            only = " AND valid_us <= ?"
+            params.append(valid_us)
         if ids is not None:
             if not ids:
                 return []
-            only = f" AND id IN ({','.join('?' * len(ids))})"
+            only += f" AND id IN ({','.join('?' * len(ids))})"
             params.extend(ids)
         rows = self.db.query(
             "SELECT h.fig FROM pv_project_history h JOIN (SELECT id, MAX(version) AS v "
@@ -179,3 +197,21 @@ class ProjectProjection(DocProjection):
             " GROUP BY id) m ON h.id = m.id AND h.version = m.v WHERE h.portfolio_id = ?",
             [*params, portfolio_id])
         return self.evaluate([r[0] for r in rows], on)
+
+    # -- reads at a valid time ----------------------------------------------------
+
+    def valid_bounds(self, portfolio_id: str, id_: str, top: int,
+                     valid_us: int) -> tuple[tuple[int, int] | None, int | None]:
+        """Among this project's figure rows up to version ``top``: the highest version valid
+        at or before ``valid_us`` with its valid time, and the lowest valid after it."""
+        below = self.db.query(
+            "SELECT version, valid_us FROM pv_project_history WHERE portfolio_id = ? AND id = ? "
+            "AND version <= ? AND valid_us <= ? ORDER BY version DESC LIMIT 1",
+            (portfolio_id, id_, top, valid_us))
+        above = self.db.query(
+            "SELECT MIN(version) FROM pv_project_history WHERE portfolio_id = ? AND id = ? "
+            "AND version <= ? AND valid_us > ?", (portfolio_id, id_, top, valid_us))
+        known = (int(below[0][0]), int(below[0][1])) if below else None
+        upper = above[0][0] if above and above[0][0] is not None else None
+        return known, None if upper is None else int(upper)
+

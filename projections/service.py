@@ -30,7 +30,7 @@ import orjson
 
 from domain.application import PmoApplication
 from pmo.settings import Settings
-from projections import asof, quarantine, quarantine_ops
+from projections import asof, quarantine, quarantine_ops, restatements, valid_read
 from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
 from projections.audit import AuditTrailProjection
 from projections.base import LAST_EVENT_AT, REBUILDING, Projection
@@ -275,6 +275,67 @@ class ProjectionService:
             view["as_of"] = at.isoformat()
             return dumps(view)
         return self.cached(f"{kind}@{at.isoformat()}:{key}", build)
+
+    # -- at a valid time ------------------------------------------------------------
+
+    def valid_at(self, app: PmoApplication, kind: str, key: str, valid: datetime,
+                 recorded: datetime | None = None) -> bytes | None:
+        """``kind`` as above; ``valid`` is valid time, ``recorded`` recording time (None:
+        as known now). See ``projections.valid_read``."""
+        valid = valid.astimezone(UTC)
+        recorded = None if recorded is None else recorded.astimezone(UTC)
+
+        def build() -> bytes | None:
+            if kind == "portfolio":
+                view = valid_read.portfolio(app, self.projects, self.portfolios, key, valid,
+                                            recorded)
+            else:
+                view = getattr(valid_read, kind)(app, self.projects, key, valid, recorded)
+            if view is None:
+                return None
+            stopped = view.get("quarantined", False)
+            if kind == "project":
+                view["quarantined"] = stopped
+            else:
+                where = {"portfolio": "portfolio_id", "program": "program_id",
+                         "manager": "manager_id"}[kind]
+                self._flag(view, stopped, f"{where} = ?", (key,))
+            view["valid_at"] = valid.isoformat()
+            if recorded is not None:
+                view["as_of"] = recorded.isoformat()
+            return dumps(view)
+        at = "now" if recorded is None else recorded.isoformat()
+        return self.cached(f"{kind}@{valid.isoformat()}|{at}:{key}", build)
+
+    def project_list_valid(self, app: PmoApplication, query: ProjectQuery,
+                           valid: datetime | None, recorded: datetime | None = None) -> bytes:
+        """The project list at valid time ``valid`` and/or as recorded at ``recorded``
+        (see ``valid_read.project_page``)."""
+        valid = None if valid is None else valid.astimezone(UTC)
+        recorded = None if recorded is None else recorded.astimezone(UTC)
+
+        def build() -> bytes:
+            views, next_cursor = valid_read.project_page(app, self.projects, query, valid,
+                                                         recorded)
+            for v in views:
+                v.setdefault("quarantined", False)
+                if valid is not None:
+                    v["valid_at"] = valid.isoformat()
+                if recorded is not None:
+                    v["as_of"] = recorded.isoformat()
+            return dumps({"items": views, "next_cursor": next_cursor})
+        at = "now" if recorded is None else recorded.isoformat()
+        when = "any" if valid is None else valid.isoformat()
+        body = self.cached(f"projects@{when}|{at}:{query!r}", build)
+        assert body is not None
+        return body
+
+    def restatements(self, app: PmoApplication, key: str, valid: datetime,
+                     reported: datetime) -> bytes | None:
+        """See ``projections.restatements`` (not cached: an auditor's occasional question)."""
+        found = restatements.restatements(app, self.projects, self.portfolios, key,
+                                          valid.astimezone(UTC), reported.astimezone(UTC))
+        return None if found is None else dumps(found)
 
     # -- status -------------------------------------------------------------------
 

@@ -1,20 +1,26 @@
-"""Portfolio views: ``GET /v1/portfolios`` and ``GET /v1/portfolios/{id}`` (``?as_of=``)."""
+"""Portfolio views: ``GET /v1/portfolios``, ``GET /v1/portfolios/{id}`` (``?as_of=``,
+``?valid_at=``) and ``GET /v1/portfolios/{id}/restatements`` (``projections.restatements``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
-from api.auth import Viewer
+from api.auth import Auditor, Viewer
 from api.deps import ServicesDep
-from api.params import key_cursor
+from api.params import key_cursor, parse_instant
+from api.problems import Problem
 from api.routers.projections import (
+    NOT_FOUND,
     as_of_view,
     documented,
+    json_response,
     parse_as_of,
     view,
 )
+from api.validtime import ValidAt, valid_at_view
 
 router = APIRouter(tags=["portfolios"])
 
@@ -50,10 +56,33 @@ async def list_portfolios(
 async def get_portfolio(
     portfolio_id: str, roles: Viewer, services: ServicesDep,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
+    valid_at: ValidAt = None,
 ) -> Response:
+    if valid_at is not None:
+        return await valid_at_view(services, "portfolio", portfolio_id, valid_at, as_of, roles)
     at = parse_as_of(as_of, roles)
     if at is not None:
         return await as_of_view(services, "portfolio", portfolio_id, at)
     svc = services.projections
     return await view(services, f"portfolio:{portfolio_id}",
                       lambda: svc.portfolio(portfolio_id), "portfolio", portfolio_id)
+
+
+@router.get("/v1/portfolios/{portfolio_id}/restatements",
+            summary="What a report for a valid time said then, against what is known now",
+            responses=NOT_FOUND)
+async def get_restatements(
+    portfolio_id: str, _: Auditor, services: ServicesDep,
+    valid_at: Annotated[str, Query(description="valid time the report was for, ISO 8601")],
+    reported_at: Annotated[str, Query(description="recording time the report was made at, "
+                                      "ISO 8601")],
+) -> Response:
+    valid = parse_instant("valid_at", valid_at)
+    reported = parse_instant("reported_at", reported_at)
+    assert valid is not None and reported is not None
+    body = await run_in_threadpool(services.projections.restatements, services.app,
+                                   portfolio_id, valid, reported)
+    if body is None:
+        raise Problem(404, "Not found", f"no portfolio '{portfolio_id}' valid by "
+                      f"{valid.isoformat()}", kind="not-found")
+    return json_response(body)

@@ -14,6 +14,7 @@ from api.routers.projections import (
     parse_as_of,
     view,
 )
+from api.validtime import ValidAt, valid_at_view
 
 router = APIRouter(tags=["programs"])
 
@@ -23,7 +24,10 @@ router = APIRouter(tags=["programs"])
 async def get_program(
     program_id: str, roles: Viewer, services: ServicesDep,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
+    valid_at: ValidAt = None,
 ) -> Response:
+    if valid_at is not None:
+        return await valid_at_view(services, "program", program_id, valid_at, as_of, roles)
     at = parse_as_of(as_of, roles)
     if at is not None:
         return await as_of_view(services, "program", program_id, at)

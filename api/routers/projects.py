@@ -18,6 +18,7 @@ from api.routers.projections import (
     parse_as_of,
     view,
 )
+from api.validtime import ValidAt, parse_valid_at, valid_at_view
 from projections.lists import SORTS, BadQuery, ProjectQuery
 
 router = APIRouter(tags=["projects"])
@@ -45,7 +46,7 @@ Health = Literal["green", "amber", "red", "unknown"]
 
 @router.get("/v1/projects", summary="Projects, filtered and sorted, one page at a time")
 async def list_projects(
-    _: Viewer, services: ServicesDep,
+    roles: Viewer, services: ServicesDep,
     portfolio: str | None = None, program: str | None = None, state: State | None = None,
     health: Health | None = None, manager: str | None = None,
     q: SearchText = None,
@@ -53,9 +54,20 @@ async def list_projects(
                     ] = "project_id",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    valid_at: ValidAt = None,
+    as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor): "
+                                       "the list as recorded then (sort: project_id)")] = None,
 ) -> Response:
     query = ProjectQuery(portfolio, program, state, health, manager, q, sort, limit, cursor)
     svc = services.projections
+    if valid_at is not None or as_of is not None:
+        valid, recorded = parse_valid_at(valid_at, as_of, roles)
+        try:
+            page = await run_in_threadpool(svc.project_list_valid, services.app, query, valid,
+                                           recorded)
+        except BadQuery as e:
+            raise Problem(422, "Invalid request", str(e), kind="invalid-request") from None
+        return json_response(page)
     hit, body = svc.peek(f"projects:{query!r}")
     if not hit or body is None:
         try:
@@ -70,7 +82,10 @@ async def list_projects(
 async def get_project(
     project_id: str, roles: Viewer, services: ServicesDep,
     as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor)")] = None,
+    valid_at: ValidAt = None,
 ) -> Response:
+    if valid_at is not None:
+        return await valid_at_view(services, "project", project_id, valid_at, as_of, roles)
     at = parse_as_of(as_of, roles)
     if at is not None:
         return await as_of_view(services, "project", project_id, at)

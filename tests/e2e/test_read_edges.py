@@ -47,7 +47,8 @@ HOSTILE_INSTANTS = ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00",
                     "1969-12-31T23:59:59Z", "9999-12-30T00:00:01Z", "2026-01-01T00:00:00",
                     "2026-01-01", "yesterday", "2026-13-01T00:00:00Z", "9" * 5000, "",
                     "2026-01-01T00:00:00+24:00"]
-TIME_PARAMS = {"as_of", "since", "until", "valid_at"}
+TIME_PARAMS = {"as_of", "since", "until", "valid_at", "reported_at"}
+GOOD_INSTANT = "2030-01-01T00:00:00+05:00"
 
 
 @pytest.fixture
@@ -108,6 +109,17 @@ def get_routes(client: TestClient) -> list[tuple[str, list[str]]]:
     return out
 
 
+def required_params(client: TestClient) -> list[tuple[str, str]]:
+    """(path as ``get_routes`` fills it, name) of every required query parameter."""
+    paths = client.get("/openapi.json").json()["paths"]
+    out = []
+    for (filled, _), (_, operations) in zip(get_routes(client), [
+            (p, o) for p, o in paths.items() if "get" in o], strict=True):
+        out += [(filled, p["name"]) for p in operations["get"].get("parameters", [])
+                if p["in"] == "query" and p.get("required")]
+    return out
+
+
 def test_every_cursor_of_every_list_route_is_validated(client: TestClient) -> None:
     listed = [path for path, query in get_routes(client) if "cursor" in query]
     assert {"/v1/projects", "/v1/audit", "/v1/projects/A_1/history", "/v1/rejections",
@@ -146,12 +158,15 @@ def test_every_time_parameter_needs_an_offset_and_the_contract_range(
     timed = [(path, name) for path, query in get_routes(client) for name in query
              if name in TIME_PARAMS]
     assert {"as_of", "since", "until"} <= {name for _, name in timed}
+    # A route that requires two instants (restatements) gets the other one good.
+    required = {(path, name) for path, name in required_params(client) if name in TIME_PARAMS}
     for path, name in timed:
+        others = {n: GOOD_INSTANT for p, n in required if p == path and n != name}
         for instant in HOSTILE_INSTANTS:
-            answer = client.get(path, params={name: instant}, headers=AUDIT)
+            answer = client.get(path, params={**others, name: instant}, headers=AUDIT)
             assert answer.status_code in (400, 422), (path, name, instant, answer.text)
             assert answer.headers["content-type"] == "application/problem+json"
-        good = client.get(path, params={name: "2030-01-01T00:00:00+05:00"}, headers=AUDIT)
+        good = client.get(path, params={**others, name: GOOD_INSTANT}, headers=AUDIT)
         assert good.status_code == 200, (path, name, good.text)
 
 

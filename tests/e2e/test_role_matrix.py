@@ -35,6 +35,7 @@ RULES: list[tuple[str, str, frozenset[str]]] = [
     ("GET", r"/v1/quarantine", frozenset({"auditor"})),
     ("POST", r"/v1/quarantine/.*", frozenset({"admin"})),
     ("POST", r"/v1/projections/\{[^}]+\}/rebuild", frozenset({"admin"})),
+    ("GET", r"/v1/portfolios/\{[^}]+\}/restatements", frozenset({"auditor"})),
     ("GET", r"/v1/(portfolios|projects|programs|managers)(/\{[^}]+\})?", frozenset({"viewer"})),
     ("GET", r"/v1/projections", frozenset({"viewer"})),
     ("GET", r"/v1/stream", frozenset({"viewer"})),

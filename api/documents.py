@@ -303,3 +303,34 @@ class AuditAnchor(Doc):
     head_hash: str
     recorded_at: datetime = Field(description="when this head was read")
     event_recorded_at: datetime | None
+
+
+class RestatedFigures(Doc):
+    """Figures for valid time T, as reported at R or as known now (null: none then)."""
+
+    reported: dict[str, Any] | None
+    now: dict[str, Any] | None
+    moved: list[str] = Field(description="the figures that differ")
+
+
+class RestatingEvent(Doc):
+    position: int | None
+    type: str
+    source: str | None
+    id: str | None
+    version: int
+    time: str | None
+    recorded_at: datetime
+
+
+class RestatedProject(RestatedFigures):
+    project_id: str
+    events: list[RestatingEvent] = Field(description="recorded after R, they moved it")
+
+
+class Restatements(Doc):
+    portfolio_id: str
+    valid_at: datetime
+    reported_at: datetime
+    portfolio: RestatedFigures
+    projects: list[RestatedProject]

@@ -47,6 +47,7 @@ JSON = "application/json"
 RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
     ("GET", "/v1/portfolios"): {200: d.PortfolioList},
     ("GET", "/v1/portfolios/{portfolio_id}"): {200: d.Portfolio},
+    ("GET", "/v1/portfolios/{portfolio_id}/restatements"): {200: d.Restatements},
     ("GET", "/v1/projects"): {200: d.ProjectList},
     ("GET", "/v1/projects/{project_id}"): {200: d.Project},
     ("GET", "/v1/projects/{project_id}/history"): {200: d.History},

@@ -8,6 +8,8 @@ can never disagree. Events already applied are skipped (per aggregate: version
 <= last applied version), so re-delivery never counts twice. Within one
 aggregate, events must arrive in version order (the store's log and a Kafka
 partition keyed by aggregate both guarantee it); across aggregates any order.
+The position reported is a watermark (``projections.watermark``): every stored
+event at or below it is applied, whatever order the batches came in.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any, ClassVar
 
 from projections.db import Db, Tx
 from projections.feed import RecordedEvent
+from projections.watermark import CLEAR as CLEAR_HELD
+from projections.watermark import HELD_DDL, advance_in
 
 TRACKING_DDL = ("CREATE TABLE IF NOT EXISTS pv_tracking (projection TEXT NOT NULL, "
                 "key TEXT NOT NULL, value {INT} NOT NULL, PRIMARY KEY (projection, key))")
@@ -27,13 +31,13 @@ UPSERT_TRACKING = ("INSERT INTO pv_tracking (projection, key, value) VALUES (?,?
                    "ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value")
 # Tracking keys the service keeps for itself (never a caller's key).
 LAST_EVENT_AT = "_last_event_us"
-POSITION = "_position"  # the highest store position applied (Kafka may apply out of order)
+# The watermark: every stored event at or below it is applied (projections.watermark).
+POSITION = "_position"
 MAX_TRACKING = ("INSERT INTO pv_tracking (projection, key, value) VALUES (?,?,?) "
                 "ON CONFLICT (projection, key) DO UPDATE SET value = CASE WHEN "
                 "excluded.value > pv_tracking.value THEN excluded.value ELSE pv_tracking.value END")
 REBUILDING = "_rebuilding"
 _TOPIC = attrgetter("topic")
-_POSITION = attrgetter("position")
 
 
 class Projection(ABC):
@@ -67,7 +71,7 @@ class Projection(ABC):
 
     def create_tables(self) -> None:
         with self.db.transaction() as tx:
-            for statement in [TRACKING_DDL, *self.ddl()]:
+            for statement in [TRACKING_DDL, HELD_DDL, *self.ddl()]:
                 tx.execute(self.db.ddl(statement))
 
     def process(self, events: Sequence[RecordedEvent], tracking: Mapping[str, int]) -> None:
@@ -89,9 +93,10 @@ class Projection(ABC):
             self.apply(tx, mine, prepared)
         tx.executemany(UPSERT_TRACKING, [(self.name, k, int(v)) for k, v in tracking.items()])
         if events:
-            tx.executemany(MAX_TRACKING, [
-                (self.name, POSITION, self.applied_position(events)),
-                (self.name, LAST_EVENT_AT, max(e.recorded_us for e in events[-50:]))])
+            tx.execute(UPSERT_TRACKING, (self.name, POSITION,
+                                         advance_in(tx, self.name, POSITION, events)))
+            tx.execute(MAX_TRACKING, (self.name, LAST_EVENT_AT,
+                                      max(e.recorded_us for e in events[-50:])))
 
     def mine(self, events: Sequence[RecordedEvent]) -> Sequence[RecordedEvent]:
         """The events of this projection's topics, in their order.
@@ -106,11 +111,6 @@ class Projection(ABC):
         if not accepted:
             return []
         return list(compress(events, map(accepted.__contains__, map(_TOPIC, events))))
-
-    def applied_position(self, events: Sequence[RecordedEvent]) -> int:
-        """The highest store position this batch brought in (shown by GET /v1/projections)."""
-        highest: int = max(map(_POSITION, events))
-        return highest
 
     def changed(self) -> None:
         if self._on_change is not None:
@@ -131,6 +131,7 @@ class Projection(ABC):
             for table in self.tables:
                 tx.execute(f"DELETE FROM {table}")
             tx.execute("DELETE FROM pv_tracking WHERE projection = ?", (self.name,))
+            tx.execute(CLEAR_HELD, (self.name,))
             if rebuilding:
                 tx.execute(UPSERT_TRACKING, (self.name, REBUILDING, 1))
                 for index in self.deferred_indexes:

@@ -41,7 +41,8 @@ class Metrics:
         with self._lock:
             return self._ingest[status]
 
-    def render(self, projections: Iterable[Mapping[str, Any]] = ()) -> str:
+    def render(self, projections: Iterable[Mapping[str, Any]] = (),
+               pipeline: Mapping[str, int] | None = None) -> str:
         with self._lock:
             requests = sorted(self._requests.items())
             seconds = sorted(self._seconds.items())
@@ -60,12 +61,28 @@ class Metrics:
             lines.append(f'pmo_ingest_events_total{{status="{status}"}} {ingest.get(status, 0)}')
         projections = list(projections)
         for family, help_text, key in (
-                ("pmo_projection_position", "Last store position applied to the view.", "position"),
-                ("pmo_projection_lag", "Events stored but not yet applied to the view.", "lag")):
+                ("pmo_projection_position", "The view's watermark: every stored event at or "
+                 "below it is applied.", "position"),
+                ("pmo_projection_lag", "Store head minus the view's watermark.", "lag")):
             lines += [f"# HELP {family} {help_text}", f"# TYPE {family} gauge"]
             lines += [f'{family}{{projection="{_esc(str(p["name"]))}"}} {int(p.get(key) or 0)}'
                       for p in projections]
+        lines += pipeline_lines(pipeline)
         return "\n".join(lines) + "\n"
+
+
+def pipeline_lines(pipeline: Mapping[str, int] | None) -> list[str]:
+    """The gauges of the pipeline ahead of the views (none when it could not be read)."""
+    if pipeline is None:
+        return []
+    lines = []
+    for stage, help_text in (("inbound", "Messages on pmo.inbound not yet ingested."),
+                             ("relay", "Stored events not yet relayed to pmo.events.")):
+        if stage in pipeline:
+            lines += [f"# HELP pmo_pipeline_{stage} {help_text}",
+                      f"# TYPE pmo_pipeline_{stage} gauge",
+                      f"pmo_pipeline_{stage} {int(pipeline[stage])}"]
+    return lines
 
 
 def _esc(value: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from projections.db import Db, Tx
 from projections.feed import RecordedEvent
 from projections.watermark import CLEAR as CLEAR_HELD
-from projections.watermark import HELD_DDL, advance_in
+from projections.watermark import HELD_DDL, Held
 
 TRACKING_DDL = ("CREATE TABLE IF NOT EXISTS pv_tracking (projection TEXT NOT NULL, "
                 "key TEXT NOT NULL, value {INT} NOT NULL, PRIMARY KEY (projection, key))")
@@ -51,6 +51,7 @@ class Projection(ABC):
     def __init__(self, db: Db, on_change: Callable[[], None] | None = None) -> None:
         self.db = db
         self._on_change = on_change
+        self._held = Held()  # this writer's copy of the events applied ahead of the watermark
 
     @abstractmethod
     def ddl(self) -> list[str]:
@@ -94,7 +95,8 @@ class Projection(ABC):
         tx.executemany(UPSERT_TRACKING, [(self.name, k, int(v)) for k, v in tracking.items()])
         if events:
             tx.execute(UPSERT_TRACKING, (self.name, POSITION,
-                                         advance_in(tx, self.name, POSITION, events)))
+                                         self._held.advance_in(tx, self.name, POSITION,
+                                                                    events)))
             tx.execute(MAX_TRACKING, (self.name, LAST_EVENT_AT,
                                       max(e.recorded_us for e in events[-50:])))
 
@@ -136,6 +138,7 @@ class Projection(ABC):
                 tx.execute(UPSERT_TRACKING, (self.name, REBUILDING, 1))
                 for index in self.deferred_indexes:
                     tx.execute(f"DROP INDEX IF EXISTS {index}")
+        self._held.reset()
         if self._on_change is not None:
             self._on_change()
 

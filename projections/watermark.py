@@ -7,19 +7,21 @@ moves to P whenever the event at P, with ``prev_position == W``, has been applie
 
 Kafka consumers apply partitions at their own pace (two processes of one group,
 a rebalance, a slow partition), so an event may be applied before its
-predecessor. Such events are *held*: their (prev_position, position) pairs wait
-in ``pv_watermark_held``, one row per projection holding all pairs as one array
-of 64-bit integers, until the chain reaches them. Per batch that is one read and
-one write of that row, whatever the batch's size: about 0.1 us an event to build
-the map, where a row per held event would cost an insert and a delete (measured
-for the audit's unlinked rows: several us an event). A row stays small because
-held events are those applied ahead of a lagging partition: a member that stops
-loses its partitions after the session timeout and the chain closes again.
+predecessor. Such events are *held*: each transaction that leaves some appends
+ONE row to ``pv_watermark_held`` (its (prev_position, position) pairs as one array
+of 64-bit integers, a sequence number, the highest position in it); a row goes
+once the watermark has passed all of it. Each writer keeps the pairs it has read
+in memory (``Held``) and reads only the rows added since, so per batch the cost is
+a few statements plus work in proportion to the batch, never to how much is held:
+with two processes drifting apart, rewriting one row of every held pair cost
+several milliseconds a batch. A row per held event would cost an insert and a
+delete each (the audit's unlinked rows: several us an event).
 
 The embedded runner reads the log in order: nothing is ever held and the
-watermark is the batch's last position. Writers of one projection take turns
-(SQLite: the store's writer lock; PostgreSQL: the row lock the first statement
-below takes), so two processes never merge the held pairs from the same snapshot.
+watermark is the batch's last position. Writers of one projection take turns:
+SQLite through the store's writer lock, PostgreSQL through the row lock the first
+statement below takes on the watermark's tracking row; sequence numbers come from
+a counter in ``pv_tracking`` under that lock, so a writer never misses a row.
 """
 
 from __future__ import annotations
@@ -31,23 +33,34 @@ from collections.abc import Sequence
 from projections.db import Tx
 from projections.feed import RecordedEvent
 
-HELD_DDL = ("CREATE TABLE IF NOT EXISTS pv_watermark_held (projection TEXT PRIMARY KEY, "
-            "pairs {BLOB} NOT NULL)")
-# Touches the row first: on PostgreSQL this takes its lock for the transaction, so a
-# second writer of this projection waits here instead of merging a stale snapshot.
-_LOCK = ("INSERT INTO pv_watermark_held (projection, pairs) VALUES (?, ?) "
-         "ON CONFLICT (projection) DO UPDATE SET pairs = pv_watermark_held.pairs")
-_READ = "SELECT pairs FROM pv_watermark_held WHERE projection = ?"
-_TRACKED = "SELECT value FROM pv_tracking WHERE projection = ? AND key = ?"
-_WRITE = "UPDATE pv_watermark_held SET pairs = ? WHERE projection = ?"
+HELD_DDL = ("CREATE TABLE IF NOT EXISTS pv_watermark_held (projection TEXT NOT NULL, "
+            "seq {INT} NOT NULL, top {INT} NOT NULL, pairs {BLOB} NOT NULL, "
+            "PRIMARY KEY (projection, seq))")
+SEQ = "_held_seq"  # the tracking key of the last sequence number given to a held row
+# Touches the watermark's row first: on PostgreSQL this takes its lock for the
+# transaction, so a second writer of this projection waits here.
+_LOCK = ("INSERT INTO pv_tracking (projection, key, value) VALUES (?, ?, 0) "
+         "ON CONFLICT (projection, key) DO UPDATE SET value = pv_tracking.value")
+_TRACKED = "SELECT key, value FROM pv_tracking WHERE projection = ? AND key IN (?, ?)"
+_NEW = "SELECT seq, pairs FROM pv_watermark_held WHERE projection = ? AND seq > ? ORDER BY seq"
+_ADD = "INSERT INTO pv_watermark_held (projection, seq, top, pairs) VALUES (?, ?, ?, ?)"
+_DONE = "DELETE FROM pv_watermark_held WHERE projection = ? AND top <= ?"
+_SET = ("INSERT INTO pv_tracking (projection, key, value) VALUES (?,?,?) "
+        "ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value")
 CLEAR = "DELETE FROM pv_watermark_held WHERE projection = ?"
-_EMPTY = b""
 
 
 def advance(watermark: int, held: dict[int, int],
             events: Sequence[RecordedEvent]) -> int:
     """The watermark once ``events`` are applied; ``held`` (prev -> position) is updated
-    in place to the pairs still ahead of it."""
+    in place: the pairs the watermark passed are removed, the batch's later ones added."""
+    add_pairs(watermark, held, events)
+    while watermark in held:
+        watermark = held.pop(watermark)
+    return watermark
+
+
+def add_pairs(watermark: int, held: dict[int, int], events: Sequence[RecordedEvent]) -> None:
     prev = watermark
     for e in events:
         position = e.position
@@ -57,34 +70,63 @@ def advance(watermark: int, held: dict[int, int],
             link = e.prev_position if e.prev_position is not None else prev
             held[link] = position
         prev = position
-    while watermark in held:
-        watermark = held.pop(watermark)
-    if held:
-        stale = [k for k, v in held.items() if v <= watermark]
-        for k in stale:
-            del held[k]
-    return watermark
 
 
-def advance_in(tx: Tx, name: str, key: str, events: Sequence[RecordedEvent]) -> int:
-    """The watermark after ``events``: ``advance`` from the one tracked under ``key`` in
-    ``pv_tracking``, with the held pairs read from and written back to the store in ``tx``
-    (the caller writes the watermark)."""
-    tx.execute(_LOCK, (name, _EMPTY))
-    rows = tx.query(_TRACKED, (name, key))
-    watermark = int(rows[0][0]) if rows else 0
-    raw = tx.query(_READ, (name,))[0][0]
-    held = _decode(bytes(raw)) if raw else {}
-    had = bool(held)
-    reached = advance(watermark, held, events)
-    if held or had:
-        tx.execute(_WRITE, (_encode(held), name))
-    return reached
+class Held:
+    """One writer's copy of a projection's held pairs, and the last row it has read."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[int, int] = {}
+        self.seen = 0
+        self.watermark = 0
+        self._pruned_at = 0
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def advance_in(self, tx: Tx, name: str, key: str, events: Sequence[RecordedEvent]) -> int:
+        """The watermark after ``events`` (tracked under ``key``), with the held rows of
+        the store brought up to date in ``tx``; the caller writes the watermark."""
+        tx.execute(_LOCK, (name, key))
+        tracked: dict[str, int] = dict(tx.query(_TRACKED, (name, key, SEQ)))
+        watermark, seq = int(tracked.get(key, 0)), int(tracked.get(SEQ, 0))
+        if watermark < self.watermark or seq < self.seen:  # cleared meanwhile: start again
+            self.reset()
+        for row_seq, raw in tx.query(_NEW, (name, self.seen)):
+            self.pairs.update(_decode(bytes(raw)))
+            self.seen = int(row_seq)
+        held = self.pairs
+        add_pairs(watermark, held, events)
+        reached = watermark
+        while reached in held:
+            reached = held.pop(reached)
+        mine = [(p, q) for p, q in _batch_pairs(events, reached) if held.get(p) == q]
+        if mine:
+            self.seen = seq = seq + 1
+            tx.execute(_ADD, (name, seq, max(q for _, q in mine), _encode(mine)))
+            tx.execute(_SET, (name, SEQ, seq))
+        if reached > watermark:
+            tx.execute(_DONE, (name, reached))
+        self.watermark = reached
+        self._prune(reached)
+        return reached
+
+    def _prune(self, watermark: int) -> None:
+        """Drop pairs another writer's progress made stale (now and then: O(held))."""
+        if len(self.pairs) > 2 * self._pruned_at + 1000:
+            self.pairs = {p: q for p, q in self.pairs.items() if q > watermark}
+            self._pruned_at = len(self.pairs)
 
 
-def held_count(tx: Tx, name: str) -> int:
-    rows = tx.query(_READ, (name,))
-    return len(rows[0][0]) // 16 if rows and rows[0][0] else 0
+def _batch_pairs(events: Sequence[RecordedEvent], watermark: int) -> list[tuple[int, int]]:
+    """The batch's (prev, position) pairs still ahead of ``watermark``."""
+    out = []
+    prev = watermark
+    for e in events:
+        if e.position > watermark:
+            out.append((e.prev_position if e.prev_position is not None else prev, e.position))
+        prev = e.position
+    return out
 
 
 def _decode(raw: bytes) -> dict[int, int]:
@@ -95,9 +137,9 @@ def _decode(raw: bytes) -> dict[int, int]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _encode(held: dict[int, int]) -> bytes:
+def _encode(pairs: Sequence[tuple[int, int]] | dict[int, int]) -> bytes:
     flat = array("q")
-    for k, v in held.items():
+    for k, v in (pairs.items() if isinstance(pairs, dict) else pairs):
         flat.append(k)
         flat.append(v)
     if sys.byteorder == "big":

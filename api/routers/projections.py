@@ -17,6 +17,7 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Admin, Viewer, require_role
+from api.catchup import pipeline
 from api.deps import Services, ServicesDep
 from api.problems import Problem
 
@@ -85,9 +86,11 @@ def status_items(services: Services) -> list[dict[str, Any]]:
     return services.projections.status(services.app.recorder.max_notification_id() or 0)
 
 
-@router.get("/v1/projections", summary="Each projection: position, lag, last event, state")
+@router.get("/v1/projections", summary="Each projection: watermark, lag, last event, state; "
+            "and the pipeline's lag ahead of the views")
 def projection_status(_: Viewer, services: ServicesDep) -> Response:
-    return json_response(orjson.dumps({"items": status_items(services), "next_cursor": None}))
+    return json_response(orjson.dumps({"items": status_items(services), "next_cursor": None,
+                                       "pipeline": pipeline(services)}))
 
 
 @router.post("/v1/projections/{name}/rebuild", status_code=202,

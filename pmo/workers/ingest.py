@@ -7,6 +7,8 @@ import argparse
 
 from consumers.deadletters import KafkaRefusalSink, producer
 from consumers.ingest_worker import InboundWorker, inbound_consumer
+from consumers.observe import WorkerMetrics, add_port_argument
+from consumers.pipeline import Pipeline
 from consumers.process import configure_logging, stop_on_signals
 from consumers.topics import ensure_topics
 from pmo.bootstrap import build_application, build_ingest
@@ -15,6 +17,7 @@ from pmo.settings import Settings
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
+    add_port_argument(parser)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,9 +29,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     sink = KafkaRefusalSink(kafka_producer, settings)
     worker = InboundWorker(settings, build_ingest(app, sink), sink, inbound_consumer(settings),
                            rejoin=lambda: inbound_consumer(settings))
+    metrics = None
+    if args.metrics_port is not None:
+        pipeline = Pipeline(settings, app.recorder)
+
+        def gauges() -> dict[str, float]:
+            outcomes = {f'pmo_ingest_outcomes{{status="{k}"}}': float(v)
+                        for k, v in worker.outcomes.items()}
+            return {**outcomes, "pmo_pipeline_inbound": pipeline.inbound()}
+        metrics = WorkerMetrics("ingest", gauges)
+        metrics.serve(args.metrics_port)
     try:
         worker.run(stop)
     finally:
+        if metrics is not None:
+            metrics.close()
+            pipeline.close()
         worker.close()
         kafka_producer.close()
         app.close()

@@ -54,8 +54,11 @@ def test_events_posted_in_kafka_mode_are_queued_and_become_visible(tmp_path: Pat
     serve.env["PMO_API_KEYS"] = f'{{"{KEY}": ["publisher", "viewer", "auditor"]}}'
     serve.stop()
     serve.start()
-    workers = [serve, Worker(settings, tmp_path, "ingest"), Worker(settings, tmp_path, "relay"),
-               Worker(settings, tmp_path, "consume", "--all")]
+    ports = {name: free_port() for name in ("ingest", "relay", "consume")}
+    workers = [serve, Worker(settings, tmp_path, "ingest", "--metrics-port", str(ports["ingest"])),
+               Worker(settings, tmp_path, "relay", "--metrics-port", str(ports["relay"])),
+               Worker(settings, tmp_path, "consume", "--all", "--metrics-port",
+                      str(ports["consume"]))]
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         wait_for(lambda: _up(client), "the API", workers=workers)
@@ -92,6 +95,20 @@ def test_events_posted_in_kafka_mode_are_queued_and_become_visible(tmp_path: Pat
         assert {"portfolios", "projects", "audit"} <= set(statuses)
         # opened, proposed, approved, the portfolio's record of the approved budget, PF-PUB
         assert statuses["audit"]["position"] == 5 and statuses["audit"]["lag"] == 0
+        wait_for(lambda: get(client, "/v1/projections")["pipeline"] == {"inbound": 0,
+                                                                        "relay": 0},
+                 "the pipeline at 0", workers=workers)
+        api_metrics = client.get("/metrics").text
+        assert "pmo_pipeline_inbound 0\n" in api_metrics
+        assert "pmo_pipeline_relay 0\n" in api_metrics
+        assert 'pmo_projection_lag{projection="audit"} 0' in api_metrics
+        expected = {"ingest": "pmo_pipeline_inbound 0\n", "relay": "pmo_pipeline_relay 0\n",
+                    "consume": 'pmo_projection_position{projection="audit"} 5\n'}
+        for name, port_of in ports.items():
+            worker_url = f"http://127.0.0.1:{port_of}"
+            assert httpx.get(f"{worker_url}/healthz", timeout=10).status_code == 200
+            wait_for(lambda u=worker_url, n=name: expected[n] in httpx.get(  # type: ignore[misc]
+                f"{u}/metrics", timeout=10).text, f"{name}'s /metrics", workers=workers)
     finally:
         client.close()
         for w in workers:

@@ -76,6 +76,8 @@ def play(url: str, log: list[RecordedEvent], data: st.DataObject | None) -> None
         expected = prefix(log, applied)
         assert set(positions(services[0]).values()) == {expected}
     assert set(positions(services[1]).values()) == {log[-1].position}
+    # Nothing is left held once the chain is whole.
+    assert services[0].db.query("SELECT COUNT(*) FROM pv_watermark_held") == [(0,)]
     for service in services:
         service.close()
 

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.auth import KeyRing
+from api.consistency import ReadAfter
 from api.deps import Services
 from api.fastpath import CachedViews
 from api.limits import BodyLimit
@@ -22,12 +23,14 @@ from api.routers import (
     programs,
     projections,
     projects,
+    receipts,
     rejections,
 )
 
 # One router per resource (each module exposes ``router``), in the order OpenAPI lists them.
 ROUTERS = (events, history, portfolios, projects, programs, managers, audit, rejections,
-           projections, health)
+           projections, health, receipts)
+VIEW_ROUTERS = (portfolios, projects, programs, managers, audit)
 
 DESCRIPTION = """\
 Event-sourced portfolio tracking for PMOs. Publishers `POST /v1/events` (CloudEvents 1.0);
@@ -53,7 +56,9 @@ def create_app(services: Services) -> FastAPI:
     problems.install(app)
     routes = []
     for module in ROUTERS:
-        app.include_router(module.router)
+        # View routes take min_position (and wait on as_of): api.consistency.
+        waits = [ReadAfter] if module in VIEW_ROUTERS else []
+        app.include_router(module.router, dependencies=waits)
         routes += module.router.routes
     # Added innermost first: metrics see every answer, the body limit's 413 and the
     # cached views included.

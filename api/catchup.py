@@ -9,19 +9,28 @@ and there is no relay; the views' own lag is in each item.
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from typing import Any, Protocol
 
 from api.deps import Services
 
-EMBEDDED = {"inbound": 0, "relay": 0}
+log = logging.getLogger(__name__)
+EMBEDDED = {"inbound": 0, "relay": 0, "parked": 0}
 
 
 class PipelineLike(Protocol):
     def status(self) -> dict[str, int]: ...
 
 
-def pipeline(services: Services) -> dict[str, int]:
+def pipeline(services: Services) -> dict[str, Any]:
+    """The pipeline's lag; with the broker or the store unreachable, nulls and the error
+    (never a 5xx: the views' own status still answers)."""
     source: PipelineLike | None = services.extras.get("pipeline")
     if source is None:
         return dict(EMBEDDED)
-    return source.status()
+    try:
+        return dict(source.status())
+    except Exception as e:  # a broker restart, a coordinator moving: reported, not raised
+        log.warning("pipeline lag not available: %s", e)
+        return {"inbound": None, "relay": None, "parked": None,
+                "error": f"{type(e).__name__}: {e}"}

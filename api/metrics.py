@@ -42,7 +42,7 @@ class Metrics:
             return self._ingest[status]
 
     def render(self, projections: Iterable[Mapping[str, Any]] = (),
-               pipeline: Mapping[str, int] | None = None) -> str:
+               pipeline: Mapping[str, Any] | None = None) -> str:
         with self._lock:
             requests = sorted(self._requests.items())
             seconds = sorted(self._seconds.items())
@@ -71,14 +71,16 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-def pipeline_lines(pipeline: Mapping[str, int] | None) -> list[str]:
+def pipeline_lines(pipeline: Mapping[str, Any] | None) -> list[str]:
     """The gauges of the pipeline ahead of the views (none when it could not be read)."""
     if pipeline is None:
         return []
     lines = []
-    for stage, help_text in (("inbound", "Messages on pmo.inbound not yet ingested."),
+    for stage, help_text in (("inbound", "Messages on pmo.inbound not yet ingested "
+                              "(parked ones included)."),
+                             ("parked", "Inbound events waiting for an aggregate they name."),
                              ("relay", "Stored events not yet relayed to pmo.events.")):
-        if stage in pipeline:
+        if pipeline.get(stage) is not None:
             lines += [f"# HELP pmo_pipeline_{stage} {help_text}",
                       f"# TYPE pmo_pipeline_{stage} gauge",
                       f"pmo_pipeline_{stage} {int(pipeline[stage])}"]

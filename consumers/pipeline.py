@@ -4,6 +4,9 @@
   partition minus the ingest group's committed offset (0 for a partition with no
   commit yet counts from its log start), summed. ``pmo ingest`` commits only after
   the batch's outcome is durable, so 0 means every published message has its outcome.
+- ``parked``: inbound events parked because an aggregate they name does not exist
+  yet (``consumers.parking``); they are counted in ``inbound`` too, since they are
+  not ingested yet: a bulk load is not done while its children wait for parents.
 - ``relay``: stored events not yet on ``pmo.events``, the store's head minus the
   relay's position (``pmo_relay_positions``, written after the broker's acks).
 
@@ -20,6 +23,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from consumers.ingest_worker import GROUP
+from consumers.parking import Parking
 from consumers.positions import RelayPositions
 from consumers.topics import EVENTS, INBOUND, client_options, group_id
 from pmo.settings import Settings
@@ -33,6 +37,7 @@ class Pipeline:
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
         self._relay: RelayPositions | None = None
+        self._parking: Parking | None = None
 
     def inbound(self) -> int:
         topic = self._settings.topic(INBOUND)
@@ -63,8 +68,15 @@ class Pipeline:
         head = self._recorder.max_notification_id() or 0
         return max(head - relayed, 0)
 
+    def parked(self) -> int:
+        with self._lock:
+            if self._parking is None:
+                self._parking = Parking(self._recorder)
+        return self._parking.count()
+
     def status(self) -> dict[str, int]:
-        return {"inbound": self.inbound(), "relay": self.relay()}
+        parked = self.parked()
+        return {"inbound": self.inbound() + parked, "relay": self.relay(), "parked": parked}
 
     def close(self) -> None:
         with self._lock:

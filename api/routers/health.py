@@ -81,7 +81,7 @@ def metrics(services: ServicesDep, request: Request) -> PlainTextResponse:
     except Exception:  # metrics must still answer when a view store is down; readyz says why
         projections = []
     try:
-        ahead: dict[str, int] | None = pipeline(services)
+        ahead: dict[str, Any] | None = pipeline(services)
     except Exception:  # likewise when the broker is down: the gauges are left out
         ahead = None
     return PlainTextResponse(registry.render(projections, ahead), media_type=TEXT_FORMAT)

@@ -48,7 +48,7 @@ def get(client: httpx.Client, path: str) -> Any:
 
 
 def test_events_posted_in_kafka_mode_are_queued_and_become_visible(tmp_path: Path) -> None:
-    settings = kafka_settings(tmp_path)
+    settings = kafka_settings(tmp_path, park_seconds=1)  # P-K404 waits 1 s, then is rejected
     port = free_port()
     serve = Worker(settings, tmp_path, "serve", "--port", str(port), "--no-access-log")
     serve.env["PMO_API_KEYS"] = f'{{"{KEY}": ["publisher", "viewer", "auditor"]}}'
@@ -106,8 +106,8 @@ def test_events_posted_in_kafka_mode_are_queued_and_become_visible(tmp_path: Pat
 def pipeline_at_zero(client: httpx.Client, ports: dict[str, int], workers: list[Worker],
                      ) -> None:
     """GET /v1/projections, the API's and every worker's /metrics: all caught up."""
-    wait_for(lambda: get(client, "/v1/projections")["pipeline"] == {"inbound": 0,
-                                                                    "relay": 0},
+    wait_for(lambda: get(client, "/v1/projections")["pipeline"] == {
+        "inbound": 0, "relay": 0, "parked": 0},
              "the pipeline at 0", workers=workers)
     api_metrics = client.get("/metrics").text
     assert "pmo_pipeline_inbound 0\n" in api_metrics

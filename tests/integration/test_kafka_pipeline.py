@@ -28,7 +28,7 @@ def test_inbound_and_relay_count_what_waits_and_reach_zero(tmp_path: Path) -> No
     settings = kafka_settings(tmp_path, inbound_partitions=1)
     app = build_application(settings)
     pipeline = Pipeline(settings, app.recorder)
-    assert pipeline.status() == {"inbound": 0, "relay": 0}
+    assert pipeline.status() == {"inbound": 0, "relay": 0, "parked": 0}
     events = generate(projects=5)
     kafka_producer = producer(settings)
     to_kafka(kafka_producer, settings.topic(INBOUND), (orjson.dumps(e) for e in events))
@@ -48,7 +48,7 @@ def test_inbound_and_relay_count_what_waits_and_reach_zero(tmp_path: Path) -> No
     assert pipeline.relay() == stored - relay.position > 0
     while relay.step():
         pass
-    assert pipeline.status() == {"inbound": 0, "relay": 0}
+    assert pipeline.status() == {"inbound": 0, "relay": 0, "parked": 0}
     consumer.close(autocommit=False)
     kafka_producer.close()
     pipeline.close()

@@ -98,3 +98,25 @@ def test_watermark_on_postgresql(events: list[RecordedEvent]) -> None:
         play(url, events, None)
     finally:
         drop_postgres_schema(url)
+
+
+def test_a_status_read_makes_the_next_view_read_current(events: list[RecordedEvent],
+                                                        tmp_path: Path) -> None:
+    """"lag 0" then a read: the read must not be bytes cached before the consumer's commit."""
+    url = f"sqlite:///{tmp_path / 'views.sqlite'}"
+    api = ProjectionService(Db(StoreUrl.parse(url)), refresh_s=3600)
+    consumer = ProjectionService(Db(StoreUrl.parse(url)))
+    half = len(events) // 2
+    for projection in consumer.projections.values():
+        projection.process(events[:half], {})
+    late = {e.originator_id for e in events[half:]}  # a project the second half changes
+    key = next(e.payload["key"] for e in events
+               if e.topic == "pmo.project.proposed" and e.originator_id in late)
+    before = api.project(key)
+    for projection in consumer.projections.values():
+        projection.process(events[half:], {})
+    assert api.project(key) == before  # cached: the token is re-read only every refresh_s
+    assert {r["lag"] for r in api.status(events[-1].position)} == {0}
+    assert api.project(key) != before
+    api.close()
+    consumer.close()

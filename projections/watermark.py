@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Sequence
+from itertools import chain
 
 from projections.db import Tx
 from projections.feed import RecordedEvent
@@ -100,7 +101,12 @@ class Held:
         reached = watermark
         while reached in held:
             reached = held.pop(reached)
-        mine = [(p, q) for p, q in _batch_pairs(events, reached) if held.get(p) == q]
+        get = held.get
+        if all(e.prev_position is not None for e in events):  # every Kafka event: one pass
+            mine = [(e.prev_position or 0, e.position) for e in events
+                    if e.position > reached and get(e.prev_position or 0) == e.position]
+        else:  # a caller without prev_position: the slower, general spelling
+            mine = [(p, q) for p, q in _batch_pairs(events, reached) if get(p) == q]
         if mine:
             self.seen = seq = seq + 1
             tx.execute(_ADD, (name, seq, max(q for _, q in mine), _encode(mine)))
@@ -138,10 +144,7 @@ def _decode(raw: bytes) -> dict[int, int]:
 
 
 def _encode(pairs: Sequence[tuple[int, int]] | dict[int, int]) -> bytes:
-    flat = array("q")
-    for k, v in (pairs.items() if isinstance(pairs, dict) else pairs):
-        flat.append(k)
-        flat.append(v)
+    flat = array("q", chain.from_iterable(pairs.items() if isinstance(pairs, dict) else pairs))
     if sys.byteorder == "big":
         flat.byteswap()
     return flat.tobytes()

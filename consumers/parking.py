@@ -3,7 +3,7 @@
 Kafka keeps order per subject only, so a project's proposal can overtake its
 portfolio's opening published just before it on another partition. ``pmo ingest``
 therefore parks an event refused only as ``unknown-aggregate``, and retries it
-with backoff (0.2 s doubling up to 30 s) for ``PMO_PARK_SECONDS`` (default 300)
+with backoff (0.2 s doubling up to 5 s) for ``PMO_PARK_SECONDS`` (default 300)
 from when it was first parked; then it goes to ``pmo.inbound.rejected`` with the
 reason, as any refusal does.
 
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 TABLE = "pmo_parked"
 PARKABLE = "unknown-aggregate"  # domain.errors.UnknownAggregate.code
 FIRST_DELAY_S = 0.2
-MAX_DELAY_S = 30.0
+MAX_DELAY_S = 5.0  # a parent that arrives late is found at most this long after
 RETRY_ROWS = 20_000  # read per pass, oldest first
 
 

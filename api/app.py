@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 
 from api import dashboard, openapi, problems
 from api.auth import KeyRing
+from api.consistency import ReadAfter
 from api.deps import Services
 from api.edges import Edges, unescape_path_params
 from api.fastpath import CachedViews
@@ -24,13 +25,15 @@ from api.routers import (
     projections,
     projects,
     quarantine,
+    receipts,
     rejections,
     schemas,
 )
 
 # One router per resource (each module exposes ``router``), in the order OpenAPI lists them.
 ROUTERS = (events, history, portfolios, projects, programs, managers, audit, rejections,
-           projections, quarantine, health, schemas)
+           projections, quarantine, health, receipts, schemas)
+VIEW_ROUTERS = (portfolios, projects, programs, managers, audit)
 
 DESCRIPTION = """\
 Event-sourced portfolio tracking for PMOs. Publishers `POST /v1/events` (CloudEvents 1.0);
@@ -59,7 +62,9 @@ def create_app(services: Services) -> FastAPI:
     openapi.install(app)
     routes = []
     for module in ROUTERS:
-        app.include_router(module.router)
+        # View routes take min_position (and wait on as_of): api.consistency.
+        waits = [ReadAfter] if module in VIEW_ROUTERS else []
+        app.include_router(module.router, dependencies=waits)
         routes += module.router.routes
     dashboard.install(app)  # the page at /, its assets, /v1/whoami and /v1/stream
     # Added innermost first: metrics see every answer, the body limit's 413 and the

@@ -77,6 +77,17 @@ async def any_key(request: Request) -> set[str]:
 
 ROLE_CHECKS[any_key] = "any"
 
+
+async def publisher_or_auditor(request: Request) -> set[str]:
+    """``publisher`` or ``auditor`` (``GET /v1/receipts``: a publisher reads its own writes)."""
+    roles = caller_roles(request)
+    if not roles & {"publisher", "auditor"}:
+        raise Problem(403, "Forbidden", "this API key lacks the 'publisher' or 'auditor' role")
+    return roles
+
+
+ROLE_CHECKS[publisher_or_auditor] = "publisher or auditor"
+
 # Each alias checks the role and hands the caller's roles to routes that need more
 # (``?as_of=`` on a view route asks for ``auditor`` on top of ``viewer``).
 Publisher = Annotated[set[str], Depends(require("publisher"))]
@@ -84,3 +95,4 @@ Viewer = Annotated[set[str], Depends(require("viewer"))]
 Auditor = Annotated[set[str], Depends(require("auditor"))]
 Admin = Annotated[set[str], Depends(require("admin"))]
 AnyKey = Annotated[set[str], Depends(any_key)]
+PublisherOrAuditor = Annotated[set[str], Depends(publisher_or_auditor)]

@@ -50,6 +50,13 @@ class Services:
     runner: Runner | None = None  # None in Kafka mode: consumers feed the views
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def close(self) -> None:
+        """Stop the runner and close both stores (their connection pools with them)."""
+        if self.runner is not None:
+            self.runner.stop()
+        self.projections.close()
+        self.app.close()
+
 
 async def get_services(request: Request) -> Services:
     # async: a sync dependency costs a thread-pool hop on every request, even for async routes.

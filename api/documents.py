@@ -334,3 +334,9 @@ class Restatements(Doc):
     reported_at: datetime
     portfolio: RestatedFigures
     projects: list[RestatedProject]
+
+
+class ReceiptStatus(Doc):
+    status: Literal["pending", "stored", "parked", "rejected", "dead-lettered"]
+    position: int | None = Field(None, description="stored: pass it as min_position")
+    reason: str | None = Field(None, description="rejected or dead-lettered: why")

@@ -50,10 +50,11 @@ class Metrics:
             registry=self.registry)
         for status in OUTCOMES:
             self._ingest.labels(status)  # present at 0 from the start
-        self._position = Gauge("pmo_projection_position", "Last store position applied "
-                               "to the view.", ("projection",), registry=self.registry)
-        self._lag = Gauge("pmo_projection_lag", "Events stored but not yet applied to the "
-                          "view.", ("projection",), registry=self.registry)
+        self._position = Gauge("pmo_projection_position", "The view's watermark: every "
+                               "stored event at or below it is applied.", ("projection",),
+                               registry=self.registry)
+        self._lag = Gauge("pmo_projection_lag", "Store head minus the view's watermark.",
+                          ("projection",), registry=self.registry)
         self._quarantined = Gauge(
             "pmo_projection_quarantined", "Aggregates set aside after an event the "
             "projection could not apply (GET /v1/quarantine).", ("projection",),
@@ -82,14 +83,33 @@ class Metrics:
             for status, type_ in zip(statuses, types, strict=True):
                 self._ingest_types.labels(status, type_ or "unknown").inc()
 
-    def render(self, projections: Iterable[Mapping[str, Any]] = ()) -> str:
+    def render(self, projections: Iterable[Mapping[str, Any]] = (),
+               pipeline: Mapping[str, Any] | None = None) -> str:
         for p in projections:
             name = str(p["name"])
             self._position.labels(name).set(int(p.get("position") or 0))
             self._lag.labels(name).set(int(p.get("lag") or 0))
             self._quarantined.labels(name).set(int(p.get("quarantined") or 0))
             self._held.labels(name).set(int(p.get("held_events") or 0))
-        return generate_latest(self.registry).decode()
+        # The pipeline's gauges are written apart from the registry: a stage that could not
+        # be read is left out rather than kept at a stale value.
+        return generate_latest(self.registry).decode() + "".join(pipeline_lines(pipeline))
+
+
+def pipeline_lines(pipeline: Mapping[str, Any] | None) -> list[str]:
+    """The gauges of the pipeline ahead of the views (none when it could not be read)."""
+    if pipeline is None:
+        return []
+    lines = []
+    for stage, help_text in (("inbound", "Messages on pmo.inbound not yet ingested "
+                              "(parked ones included)."),
+                             ("parked", "Inbound events waiting for an aggregate they name."),
+                             ("relay", "Stored events not yet relayed to pmo.events.")):
+        if pipeline.get(stage) is not None:
+            lines += [f"# HELP pmo_pipeline_{stage} {help_text}\n",
+                      f"# TYPE pmo_pipeline_{stage} gauge\n",
+                      f"pmo_pipeline_{stage} {int(pipeline[stage])}\n"]
+    return lines
 
 
 class RequestMetrics:

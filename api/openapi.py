@@ -63,6 +63,7 @@ RESPONSES: dict[tuple[str, str], dict[int, Any]] = {
     ("GET", "/healthz"): {200: d.Alive},
     ("GET", "/readyz"): {200: d.Ready},
     ("GET", "/v1/whoami"): {200: d.WhoAmI},
+    ("GET", "/v1/receipts"): {200: d.ReceiptStatus},
     ("POST", "/v1/events"): {201: d.Stored, 202: d.Stored, 200: (d.Stored, d.BatchResults)},
 }
 # Answers that are not JSON: media type -> schema.
@@ -71,9 +72,11 @@ OTHER_CONTENT: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "text/csv": {"schema": {"type": "string"}},
         "application/x-ndjson": {"schema": {"type": "string", "description":
                                             "one audit entry (JSON) per line"}}},
-    ("GET", "/v1/stream"): {"text/event-stream": {"schema": {"type": "string", "description":
-                                                             "server-sent events: 'views' "
-                                                             "each time the views move"}}},
+    ("GET", "/v1/stream"): {"text/event-stream": {"schema": {
+        "type": "object", "description": "one server-sent event: 'views' each time the views "
+        "move, its data a JSON object {seq, store, positions}",
+        "properties": {"event": {"type": "string"}, "data": {"type": "string"},
+                       "id": {"type": "string"}, "retry": {"type": "integer"}}}}},
     ("GET", "/metrics"): {"text/plain": {"schema": {"type": "string", "description":
                                                     "Prometheus text exposition format"}}},
 }
@@ -229,7 +232,8 @@ def _document(operation: dict[str, Any], method: str, route: APIRoute,
             problem["schema"] = {"$ref": REF + "Problem"}
     if role is not None:
         operation["security"] = [{"bearer": []}]
-        needs = "any valid key" if role == "any" else f"a key with the `{role}` role"
+        needs = ("any valid key" if role == "any" else
+                 f"a key with the `{role}` role".replace(" or ", "` or `"))
         operation["description"] = (f"Needs {needs}. "
                                     + operation.get("description", "")).strip()
     else:

@@ -26,6 +26,7 @@ class Problem(Exception):
         self.detail = detail
         self.kind = kind or title.lower().replace(" ", "-")
         self.extra = extra
+        self.headers: dict[str, str] = {}  # e.g. Retry-After on a 503
 
 
 def problem_response(status: int, title: str, detail: str | None, kind: str,
@@ -49,8 +50,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, exc.kind,
-                                request.url.path, **exc.extra)
+        response = problem_response(exc.status, exc.title, exc.detail, exc.kind,
+                                    request.url.path, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(DomainRejection)
     async def _rejection(request: Request, exc: DomainRejection) -> JSONResponse:

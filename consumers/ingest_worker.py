@@ -71,13 +71,16 @@ class InboundWorker:
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, between: Callable[[], object] | None = None) -> None:
+        """Step until ``stop``; ``between`` runs after each step (the parked retries)."""
         batches = 0
         while not stop.is_set():
             if self.step():
                 batches += 1
                 if batches % 100 == 0:
                     log.info("ingest outcomes so far: %s", dict(self.outcomes))
+            if between is not None:
+                between()
         log.info("ingest stopping; outcomes: %s", dict(self.outcomes))
 
     def step(self) -> int:

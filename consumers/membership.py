@@ -13,12 +13,15 @@ safe here because positions live in the projection store: the new member seeks t
 them when it is assigned partitions. The limit is above the longest normal rebalance
 (the rebalance timeout plus a session timeout), so a healthy member is never
 replaced; a broker that is down makes the member rejoin every ``limit_s``, which is
-harmless.
+harmless. Should a kafka-python release drop that attribute, the rule cannot work:
+the first check logs a warning saying so (pyproject.toml also caps kafka-python below
+its next major version).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,9 +39,22 @@ class Membership:
         self.limit_s = limit_s
         self._clock = clock
         self._unstable_since: float | None = None
+        self._checked = False
+
+    def readable(self, consumer: Any) -> bool:
+        """Whether ``consumer`` shows the private state this rule reads; warns once if not."""
+        state = getattr(getattr(consumer, "_coordinator", None), "state", None)
+        if state is None and not self._checked:
+            version = getattr(sys.modules.get("kafka"), "__version__", "?")
+            log.warning("kafka-python %s has no KafkaConsumer._coordinator.state: a group "
+                        "member stuck in a rebalance will NOT be replaced", version)
+        self._checked = True
+        return state is not None
 
     def stuck(self, consumer: Any) -> bool:
         """True once ``consumer`` has been out of the stable state for over ``limit_s``."""
+        if not self._checked:
+            self.readable(consumer)
         state = getattr(getattr(consumer, "_coordinator", None), "state", STABLE)
         if state == STABLE:
             self._unstable_since = None

@@ -38,7 +38,6 @@ SESSION_TIMEOUT_MS = 10_000
 MAX_POLL_INTERVAL_MS = 30_000
 POLL_TIMEOUT_MS = 100
 MAX_RECORDS = 5000
-HIGH_WATER = "_position"  # the tracking key ProjectionService.status() reports
 
 
 class ProjectionLike(Protocol):
@@ -111,9 +110,6 @@ class ProjectionConsumer:
             self._subscribe(consumer)
         self._consumer = consumer
         self.applied = 0
-        # The highest position applied, for GET /v1/projections (with several
-        # consumers of one group, each reports its own: an approximation of the head).
-        self._high = projection.tracking().get(HIGH_WATER, 0)
 
     def _subscribe(self, consumer: KafkaConsumer) -> None:
         subscribe(consumer, [self._settings.topic(EVENTS)], listener=SeekToStored(
@@ -143,8 +139,6 @@ class ProjectionConsumer:
         # the audit chain appends instead of holding events back for a lagging partition.
         # (A republished stretch breaks "in order", never the order within a partition.)
         events = list(heapq.merge(*decoded, key=_position))
-        self._high = max(self._high, *(e.position for e in events))
-        tracking[HIGH_WATER] = self._high
         # A projection store failure propagates: crash loudly, restart from stored offsets.
         self.projection.process(events, tracking)
         self.applied += len(events)

@@ -21,6 +21,7 @@ from domain.errors import (
     ManagerNotInPool,
     ManagerRequired,
     UnknownAggregate,
+    UnknownManager,
 )
 from domain.manager import Manager
 from domain.portfolio import Portfolio
@@ -213,7 +214,9 @@ def _on_project(apply: Callable[[Project, Any, Envelope], None]) -> Callable[
 
 def _require_in_pool(aggs: Aggregates, manager_id: str) -> Manager:
     manager = aggs.get(Manager, manager_id)
-    if manager is None or not manager.in_pool:
+    if manager is None:
+        raise UnknownManager(manager_id)
+    if not manager.in_pool:
         raise ManagerNotInPool(f"manager '{manager_id}' is not in the PMO's pool")
     return manager
 

@@ -81,6 +81,14 @@ class UnknownAggregate(DomainRejection):
         self.key = key
 
 
+class UnknownManager(UnknownAggregate, ManagerNotInPool):
+    """A manager never registered (or not yet): outside the pool, and unknown, so an event
+    naming it waits for the registration in Kafka mode (consumers.parking)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("manager", key)
+
+
 class AlreadyExists(DomainRejection):
     """Something with this id was already created; ids are never reused."""
 

@@ -54,6 +54,7 @@ class Refusal:
     subject: str | None = None
     origin: str = "http"
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    code: str | None = None  # the domain's refusal code (e.g. unknown-aggregate), if any
 
 
 class RefusalSink(Protocol):
@@ -129,7 +130,8 @@ class IngestService:
             results[i] = Result(outcome.status, *_ids(event), position=outcome.position,
                                 reason=outcome.reason, code=outcome.code)
             if outcome.status == "rejected":
-                refused.append(_refusal("rejected", outcome.reason or "", messages[i]))
+                refused.append(_refusal("rejected", outcome.reason or "", messages[i],
+                                        outcome.code))
         if refused and self.refusals is not None:
             self.refusals.record_refusals(refused)
         return [r for r in results if r is not None]
@@ -169,10 +171,11 @@ def _ids(event: CloudEvent | None) -> tuple[str | None, str | None]:
     return (event.id, event.source) if event is not None else (None, None)
 
 
-def _refusal(kind: Literal["dlq", "rejected"], reason: str, message: Inbound) -> Refusal:
+def _refusal(kind: Literal["dlq", "rejected"], reason: str, message: Inbound,
+             code: str | None = None) -> Refusal:
     event = message.event
     return Refusal(
         kind, reason, message.raw, message.headers,
         source=event.source if event else None, event_id=event.id if event else None,
         type=event.type if event else None, subject=event.subject if event else None,
-        origin=message.origin)
+        origin=message.origin, code=code)

@@ -56,8 +56,12 @@ def build_services(settings: Settings, *, runner_process: bool = False) -> Servi
     if settings.kafka_mode:
         # Imported only in Kafka mode: the embedded default needs no Kafka client.
         from consumers.ingestor import KafkaIngestor  # noqa: PLC0415
+        from consumers.parking import Parking  # noqa: PLC0415
+        from consumers.pipeline import Pipeline  # noqa: PLC0415
 
-        return Services(settings, app, KafkaIngestor.from_settings(settings), projections)
+        return Services(settings, app, KafkaIngestor.from_settings(settings), projections,
+                        extras={"pipeline": Pipeline(settings, app.recorder),
+                                "parking": Parking(app.recorder)})
     runner: Runner
     if runner_process:
         runner = RunnerProcess(settings, app, projections)

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         default_factory=dict, description='JSON: key -> roles, e.g. {"k1": ["publisher"]}')
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted message")
     ingest_batch_size: int = Field(500, ge=1, le=10_000)
+    park_seconds: float = Field(
+        300, ge=0, description="pmo ingest: how long an event naming an aggregate that does "
+        "not exist yet is parked and retried before it is rejected (0: reject at once)")
     poll_interval_ms: int = Field(20, ge=1, description="embedded runner's notification poll")
     runner_process: bool = Field(
         True, description="pmo serve, embedded: feed the views from a child process "

@@ -11,6 +11,8 @@ partition keyed by aggregate both guarantee it); across aggregates any order.
 An event a ``quarantinable`` projection cannot apply sets its aggregate aside
 inside the same transaction, and the rest of the batch goes in
 (``projections.quarantine``); only the store's own errors fail the batch.
+The position reported is a watermark (``projections.watermark``): every stored
+event at or below it is applied, whatever order the batches came in.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any, ClassVar
 from projections import quarantine
 from projections.db import Db, Tx
 from projections.feed import RecordedEvent
+from projections.watermark import CLEAR as CLEAR_HELD
+from projections.watermark import HELD_DDL, Held
 
 TRACKING_DDL = ("CREATE TABLE IF NOT EXISTS pv_tracking (projection TEXT NOT NULL, "
                 "key TEXT NOT NULL, value {INT} NOT NULL, PRIMARY KEY (projection, key))")
@@ -31,13 +35,13 @@ UPSERT_TRACKING = ("INSERT INTO pv_tracking (projection, key, value) VALUES (?,?
                    "ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value")
 # Tracking keys the service keeps for itself (never a caller's key).
 LAST_EVENT_AT = "_last_event_us"
-POSITION = "_position"  # the highest store position applied (Kafka may apply out of order)
+# The watermark: every stored event at or below it is applied (projections.watermark).
+POSITION = "_position"
 MAX_TRACKING = ("INSERT INTO pv_tracking (projection, key, value) VALUES (?,?,?) "
                 "ON CONFLICT (projection, key) DO UPDATE SET value = CASE WHEN "
                 "excluded.value > pv_tracking.value THEN excluded.value ELSE pv_tracking.value END")
 REBUILDING = "_rebuilding"
 _TOPIC = attrgetter("topic")
-_POSITION = attrgetter("position")
 
 
 class Projection(ABC):
@@ -55,6 +59,7 @@ class Projection(ABC):
     def __init__(self, db: Db, on_change: Callable[[], None] | None = None) -> None:
         self.db = db
         self._on_change = on_change
+        self._held = Held()  # this writer's copy of the events applied ahead of the watermark
 
     @abstractmethod
     def ddl(self) -> list[str]:
@@ -75,7 +80,7 @@ class Projection(ABC):
 
     def create_tables(self) -> None:
         with self.db.transaction() as tx:
-            for statement in [TRACKING_DDL, *self.ddl()]:
+            for statement in [TRACKING_DDL, HELD_DDL, *self.ddl()]:
                 tx.execute(self.db.ddl(statement))
             if self.quarantinable:
                 for statement in quarantine.QUARANTINE_DDL:
@@ -100,9 +105,11 @@ class Projection(ABC):
             self._apply_guarded(tx, mine, prepared)
         tx.executemany(UPSERT_TRACKING, [(self.name, k, int(v)) for k, v in tracking.items()])
         if events:
-            tx.executemany(MAX_TRACKING, [
-                (self.name, POSITION, self.applied_position(events)),
-                (self.name, LAST_EVENT_AT, max(e.recorded_us for e in events[-50:]))])
+            tx.execute(UPSERT_TRACKING, (self.name, POSITION,
+                                         self._held.advance_in(tx, self.name, POSITION,
+                                                                    events)))
+            tx.execute(MAX_TRACKING, (self.name, LAST_EVENT_AT,
+                                      max(e.recorded_us for e in events[-50:])))
 
     def _apply_guarded(self, tx: Tx, mine: Sequence[RecordedEvent], prepared: Any) -> None:
         """``apply``; where it fails on an aggregate's events, that aggregate is quarantined
@@ -143,11 +150,6 @@ class Projection(ABC):
             return []
         return list(compress(events, map(accepted.__contains__, map(_TOPIC, events))))
 
-    def applied_position(self, events: Sequence[RecordedEvent]) -> int:
-        """The highest store position this batch brought in (shown by GET /v1/projections)."""
-        highest: int = max(map(_POSITION, events))
-        return highest
-
     def changed(self) -> None:
         if self._on_change is not None:
             self._on_change()
@@ -170,10 +172,12 @@ class Projection(ABC):
             if self.quarantinable:  # a rebuild meets every stored event again
                 for table in ("pv_quarantine", "pv_quarantine_held"):
                     tx.execute(f"DELETE FROM {table} WHERE projection = ?", (self.name,))
+            tx.execute(CLEAR_HELD, (self.name,))
             if rebuilding:
                 tx.execute(UPSERT_TRACKING, (self.name, REBUILDING, 1))
                 for index in self.deferred_indexes:
                     tx.execute(f"DROP INDEX IF EXISTS {index}")
+        self._held.reset()
         if self._on_change is not None:
             self._on_change()
 

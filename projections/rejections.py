@@ -47,6 +47,9 @@ class RejectionLog:
                        "reason TEXT NOT NULL, source TEXT, event_id TEXT, type TEXT, "
                        "subject TEXT, origin TEXT NOT NULL, received_at TEXT NOT NULL, "
                        "headers TEXT NOT NULL, raw TEXT NOT NULL)")
+            # GET /v1/receipts looks a message up by its CloudEvent key.
+            tx.execute("CREATE INDEX IF NOT EXISTS pv_rejections_key ON pv_rejections "
+                       "(source, event_id)")
             tx.execute(self.db.ddl(TRACKING_DDL))
 
     def record_refusals(self, refusals: Sequence[Refusal],

@@ -340,7 +340,14 @@ class ProjectionService:
     # -- status -------------------------------------------------------------------
 
     def status(self, store_max: int | None) -> list[dict[str, Any]]:
-        rows = self.db.query("SELECT projection, key, value FROM pv_tracking")
+        rows = self.db.query(
+            "SELECT projection, key, value FROM pv_tracking ORDER BY projection, key")
+        # The same rows are the cache's token: a reader told "lag 0" (or a min_position
+        # wait that saw the watermark) then reads views at least that fresh, not bytes
+        # cached up to ``refresh_s`` before.
+        with self._lock:
+            self._db_token = tuple(rows)
+            self._checked_at = time.monotonic()
         tracked: dict[str, dict[str, int]] = {}
         for name, key, value in rows:
             tracked.setdefault(name, {})[key] = int(value)

@@ -171,7 +171,8 @@ def env_of(settings: Settings) -> dict[str, str]:
            "PMO_TOPIC_PREFIX": settings.topic_prefix,
            "PMO_KAFKA_PARTITIONS": str(settings.kafka_partitions),
            "PMO_DATA_DIR": str(settings.data_dir),
-           "PMO_INGEST_BATCH_SIZE": str(settings.ingest_batch_size)}
+           "PMO_INGEST_BATCH_SIZE": str(settings.ingest_batch_size),
+           "PMO_PARK_SECONDS": str(settings.park_seconds)}
     if settings.event_store_url:
         env["PMO_EVENT_STORE_URL"] = settings.event_store_url
     if settings.projection_store_url:

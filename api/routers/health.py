@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from api.catchup import pipeline
 from api.deps import Services, ServicesDep
 from api.metrics import TEXT_FORMAT, Metrics
 from api.problems import Problem
@@ -79,4 +80,8 @@ def metrics(services: ServicesDep, request: Request) -> PlainTextResponse:
         projections = status_items(services)
     except Exception:  # metrics must still answer when a view store is down; readyz says why
         projections = []
-    return PlainTextResponse(registry.render(projections), media_type=TEXT_FORMAT)
+    try:
+        ahead: dict[str, Any] | None = pipeline(services)
+    except Exception:  # likewise when the broker is down: the gauges are left out
+        ahead = None
+    return PlainTextResponse(registry.render(projections, ahead), media_type=TEXT_FORMAT)

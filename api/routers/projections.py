@@ -17,6 +17,7 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Admin, Viewer, require_role
+from api.catchup import pipeline
 from api.deps import Services, ServicesDep
 from api.params import parse_instant
 from api.problems import Problem
@@ -86,12 +87,14 @@ def redacted(value: Any) -> Any:
     return value
 
 
-@router.get("/v1/projections", summary="Each projection: position, lag, last event, state")
+@router.get("/v1/projections", summary="Each projection: watermark, lag, last event, state; "
+            "and the pipeline's lag ahead of the views")
 def projection_status(roles: Viewer, services: ServicesDep) -> Response:
-    items = status_items(services)
+    document = {"items": status_items(services), "next_cursor": None,
+                "pipeline": pipeline(services)}
     if not roles & {"auditor", "admin"}:
-        items = redacted(items)
-    return json_response(orjson.dumps({"items": items, "next_cursor": None}))
+        document = redacted(document)
+    return json_response(orjson.dumps(document))
 
 
 @router.post("/v1/projections/{name}/rebuild", status_code=202,

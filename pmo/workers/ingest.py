@@ -7,6 +7,9 @@ import argparse
 
 from consumers.deadletters import KafkaRefusalSink, producer
 from consumers.ingest_worker import InboundWorker, inbound_consumer
+from consumers.observe import WorkerMetrics, add_port_argument
+from consumers.parking import Parking, ParkingSink, Retrier
+from consumers.pipeline import Pipeline
 from consumers.process import configure_logging, stop_on_signals
 from consumers.topics import ensure_topics
 from pmo.bootstrap import build_application, build_ingest
@@ -15,6 +18,7 @@ from pmo.settings import Settings
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
+    add_port_argument(parser)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,12 +27,32 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ensure_topics(settings)
     app = build_application(settings)
     kafka_producer = producer(settings)
-    sink = KafkaRefusalSink(kafka_producer, settings)
+    sink: KafkaRefusalSink = KafkaRefusalSink(kafka_producer, settings)
+    retrier: Retrier | None = None
+    if settings.park_seconds > 0:  # see consumers.parking
+        parking = Parking(app.recorder)
+        sink = ParkingSink(kafka_producer, settings, parking)
+        retrier = Retrier(build_ingest(app), sink, parking, settings.park_seconds,
+                          settings.max_body_bytes)
     worker = InboundWorker(settings, build_ingest(app, sink), sink, inbound_consumer(settings),
                            rejoin=lambda: inbound_consumer(settings))
+    metrics = None
+    if args.metrics_port is not None:
+        pipeline = Pipeline(settings, app.recorder)
+
+        def gauges() -> dict[str, float]:
+            outcomes = {f'pmo_ingest_outcomes{{status="{k}"}}': float(v)
+                        for k, v in worker.outcomes.items()}
+            parked = {"pmo_ingest_parked": float(parking.count())} if retrier else {}
+            return {**outcomes, **parked, "pmo_pipeline_inbound": pipeline.inbound()}
+        metrics = WorkerMetrics("ingest", gauges)
+        metrics.serve(args.metrics_port)
     try:
-        worker.run(stop)
+        worker.run(stop, retrier.step if retrier is not None else None)
     finally:
+        if metrics is not None:
+            metrics.close()
+            pipeline.close()
         worker.close()
         kafka_producer.close()
         app.close()

@@ -82,7 +82,7 @@ def services(settings: Settings) -> Iterator[Services]:
     assert services.runner is not None
     services.runner.start()
     yield services
-    services.runner.stop()
+    services.close()
 
 
 @pytest.fixture

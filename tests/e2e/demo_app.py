@@ -35,5 +35,4 @@ def demo_client(data_dir: Path, projects: int = 12,
         with TestClient(create_app(services), raise_server_exceptions=False) as client:
             yield client
     finally:
-        services.runner.stop()
-        services.app.close()
+        services.close()

@@ -61,8 +61,7 @@ def stores(tmp_path: Path) -> Settings:
         answer = client.get("/v1/audit/export?format=csv", headers=AUDIT)
         assert answer.status_code == 200
         _assert_neutralised(answer.text)
-    services.runner.stop()
-    services.projections.close()
+    services.close()
     return settings
 
 

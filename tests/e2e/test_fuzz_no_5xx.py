@@ -60,8 +60,7 @@ def client(store_url: str, tmp_path: Path) -> Iterator[TestClient]:
     assert services.runner.wait_for(services.app.recorder.max_notification_id() or 0, 60)
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         yield client
-    services.runner.stop()
-    services.projections.close()
+    services.close()
 
 
 def _streams(operation: Any) -> bool:

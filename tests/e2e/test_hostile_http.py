@@ -43,8 +43,7 @@ def client(tmp_path: Path, store_url: str) -> Iterator[TestClient]:
         with TestClient(create_app(services), raise_server_exceptions=False) as client:
             yield client
     finally:
-        services.runner.stop()
-        services.app.close()
+        services.close()
 
 
 def _post(client: TestClient, body: Any) -> Any:

@@ -52,8 +52,7 @@ def edge(tmp_path: Path, store_url: str) -> Iterator[TestClient]:
         with TestClient(create_app(services), raise_server_exceptions=False) as client:
             yield client
     finally:
-        services.runner.stop()
-        services.app.close()
+        services.close()  # else each test leaves its pools open on PostgreSQL
 
 
 def post(client: TestClient, body: Any, headers: dict[str, str] = PUB) -> Any:

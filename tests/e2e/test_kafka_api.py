@@ -48,14 +48,17 @@ def get(client: httpx.Client, path: str) -> Any:
 
 
 def test_events_posted_in_kafka_mode_are_queued_and_become_visible(tmp_path: Path) -> None:
-    settings = kafka_settings(tmp_path)
+    settings = kafka_settings(tmp_path, park_seconds=1)  # P-K404 waits 1 s, then is rejected
     port = free_port()
     serve = Worker(settings, tmp_path, "serve", "--port", str(port), "--no-access-log")
     serve.env["PMO_API_KEYS"] = f'{{"{KEY}": ["publisher", "viewer", "auditor"]}}'
     serve.stop()
     serve.start()
-    workers = [serve, Worker(settings, tmp_path, "ingest"), Worker(settings, tmp_path, "relay"),
-               Worker(settings, tmp_path, "consume", "--all")]
+    ports = {name: free_port() for name in ("ingest", "relay", "consume")}
+    workers = [serve, Worker(settings, tmp_path, "ingest", "--metrics-port", str(ports["ingest"])),
+               Worker(settings, tmp_path, "relay", "--metrics-port", str(ports["relay"])),
+               Worker(settings, tmp_path, "consume", "--all", "--metrics-port",
+                      str(ports["consume"]))]
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         wait_for(lambda: _up(client), "the API", workers=workers)
@@ -92,10 +95,57 @@ def test_events_posted_in_kafka_mode_are_queued_and_become_visible(tmp_path: Pat
         assert {"portfolios", "projects", "audit"} <= set(statuses)
         # opened, proposed, approved, the portfolio's record of the approved budget, PF-PUB
         assert statuses["audit"]["position"] == 5 and statuses["audit"]["lag"] == 0
+        pipeline_at_zero(client, ports, workers)
+        reads_its_writes(client, workers)
     finally:
         client.close()
         for w in workers:
             w.stop()
+
+
+def pipeline_at_zero(client: httpx.Client, ports: dict[str, int], workers: list[Worker],
+                     ) -> None:
+    """GET /v1/projections, the API's and every worker's /metrics: all caught up."""
+    wait_for(lambda: get(client, "/v1/projections")["pipeline"] == {
+        "inbound": 0, "relay": 0, "parked": 0},
+             "the pipeline at 0", workers=workers)
+    api_metrics = client.get("/metrics").text
+    assert "pmo_pipeline_inbound 0\n" in api_metrics
+    assert "pmo_pipeline_relay 0\n" in api_metrics
+    assert 'pmo_projection_lag{projection="audit"} 0' in api_metrics
+    expected = {"ingest": "pmo_pipeline_inbound 0\n", "relay": "pmo_pipeline_relay 0\n",
+                "consume": 'pmo_projection_position{projection="audit"} 5\n'}
+    for name, port_of in ports.items():
+        worker_url = f"http://127.0.0.1:{port_of}"
+        assert httpx.get(f"{worker_url}/healthz", timeout=10).status_code == 200
+        wait_for(lambda u=worker_url, n=name: expected[n] in httpx.get(  # type: ignore[misc]
+            f"{u}/metrics", timeout=10).text, f"{name}'s /metrics", workers=workers)
+
+
+def reads_its_writes(client: httpx.Client, workers: list[Worker]) -> None:
+    """Publish, poll the receipt, read with min_position: the write is in every answer."""
+    for n in range(3):  # read your writes across processes: receipt, then min_position
+        proposal = event(10 + n, "pmo.project.proposed", f"P-RYW{n}", {
+            "portfolio_id": "PF-K", "name": "Read", "sponsor": "cfo",
+            "budget_requested": "1000", "planned_start": "2026-01-01",
+            "planned_finish": "2026-06-30"})
+        assert client.post("/v1/events", json=proposal, headers=AUTH).status_code == 202
+        key = {"source": proposal["source"], "id": proposal["id"]}
+        wait_for(lambda k=key: client.get("/v1/receipts", params=k,  # type: ignore[misc]
+                                          headers=AUTH).json()["status"] != "pending",
+                 "the receipt", workers=workers)
+        stored = client.get("/v1/receipts", params=key, headers=AUTH).json()
+        assert stored["status"] == "stored", stored
+        answered = 0
+        while answered < 3:  # a 503 says "retry"; every answer given holds the write
+            read = client.get(f"/v1/projects/P-RYW{n}",
+                              params={"min_position": stored["position"]}, headers=AUTH)
+            assert read.status_code in (200, 503), read.text
+            if read.status_code == 200:
+                assert read.json()["state"] == "proposed"
+                answered += 1
+            else:
+                assert read.headers["Retry-After"]
 
 
 def _up(client: httpx.Client) -> bool:

@@ -74,8 +74,7 @@ def client(store_url: str, tmp_path: Path) -> Iterator[TestClient]:
     assert services.runner.wait_for(top, timeout=30)
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         yield client
-    services.runner.stop()
-    services.projections.close()
+    services.close()
 
 
 READS = ["/v1/portfolios", "/v1/portfolios/PF-OLD", "/v1/projects", "/v1/projects/X-HUGE",

@@ -56,7 +56,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     services.runner.start()
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         yield client
-    services.runner.stop()
+    services.close()
 
 
 def rule_of(method: str, path: str) -> frozenset[str]:

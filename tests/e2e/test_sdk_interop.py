@@ -65,8 +65,7 @@ def app_client(settings: Settings) -> Iterator[TestClient]:
         with TestClient(create_app(services), raise_server_exceptions=False) as client:
             yield client
     finally:
-        services.runner.stop()
-        services.app.close()
+        services.close()
 
 
 def post(client: TestClient, message: http.HTTPMessage) -> int:

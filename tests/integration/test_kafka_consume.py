@@ -85,6 +85,10 @@ def test_kafka_consumers_build_the_same_views_as_the_embedded_runner(tmp_path: P
     EmbeddedRunner(app, embedded).catch_up()
 
     kafka_tables, embedded_tables = tables(via_kafka), tables(embedded)
+    head = app.recorder.max_notification_id()
+    # Every view's watermark is the store's head, in both modes (4 partitions interleaved).
+    for service in (via_kafka, embedded):
+        assert {(r["position"], r["lag"]) for r in service.status(head)} == {(head, 0)}
     assert sum(len(rows) for rows in kafka_tables.values()) > stored // 2
     for table, rows in embedded_tables.items():
         assert kafka_tables[table] == rows, table
@@ -176,6 +180,7 @@ def test_a_member_stuck_in_a_rebalance_is_replaced_and_its_view_completes(
     service = ProjectionService(Db(StoreUrl.parse(f"sqlite:///{tmp_path / 'again.sqlite'}")))
     consumer = ProjectionConsumer(consumed.settings, service.audit, EventDecoder.for_pmo(),
                                   membership=Membership(limit_s=0.5))
+    assert Membership().readable(consumer._consumer)  # the private state is still there
     until(consumer.step, lambda: consumer.applied > 0)
     stuck = consumer._consumer
     stuck._coordinator.state = "<rebalancing>"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
+
+import pytest
 
 from consumers.membership import Membership
 
@@ -76,3 +79,15 @@ def test_a_stuck_member_is_closed_and_replaced_and_a_healthy_one_kept() -> None:
     assert fresh is not stuck and stuck.closed and not fresh.closed
     clock.now = 15.0
     assert watch.replace_if_stuck(fresh, lambda: FakeMember("<unjoined>"), "audit") is fresh
+
+
+def test_a_consumer_without_the_private_state_is_reported_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    watch = Membership(limit_s=60, clock=Clock())
+    with caplog.at_level(logging.WARNING, logger="consumers.membership"):
+        assert not watch.stuck(SimpleNamespace())
+        assert not watch.stuck(SimpleNamespace())
+    warnings = [r for r in caplog.records if "will NOT be replaced" in r.getMessage()]
+    assert len(warnings) == 1
+    assert not watch.readable(SimpleNamespace())
+    assert watch.readable(member("<stable>"))

@@ -66,6 +66,9 @@ class NextVersion:
         self.db: Db | None = None
         self._projection: Projection | None = None
         self._reported = 0.0
+        # The position reached, kept in memory: other threads read it (status) without
+        # touching this store, which a swap closes under them.
+        self.reached = 0
 
     @property
     def projection(self) -> Projection:
@@ -83,9 +86,10 @@ class NextVersion:
         self.projection.create_tables()
         if not self.projection.tracking():
             self.projection.clear(rebuilding=True)  # drops the deferred indexes
+        self.reached = self.position()
         with self.live.db.transaction() as tx:
             tx.executemany(UPSERT_TRACKING, [(self.name, REBUILDING, 1),
-                                             (self.name, PROGRESS, self.position())])
+                                             (self.name, PROGRESS, self.reached)])
         self.live.changed()
 
     def position(self) -> int:
@@ -109,6 +113,7 @@ class NextVersion:
 
     def report(self, position: int, *, force: bool = False) -> None:
         """Show the progress in the live tracking (``GET /v1/projections``), throttled."""
+        self.reached = position
         now = time.monotonic()
         if force or now - self._reported >= PROGRESS_EVERY_S:
             self._reported = now
@@ -170,8 +175,6 @@ def _attached(live_db: Db, versions: Sequence[NextVersion]) -> Iterator[None]:
     conn = live_db.connection()
     with ExitStack() as stack:
         for i, v in enumerate(versions):
-            assert v.db is not None
-            v.db.close()  # its writer connection: the copy reads the file from here
             conn.execute("ATTACH DATABASE ? AS ?", (v.url.path, f"next{i}"))
             stack.callback(conn.execute, f"DETACH DATABASE next{i}")
         yield

@@ -113,7 +113,7 @@ class EmbeddedRunner:
             nxt = self._next.get(row["name"])
             if nxt is not None:
                 row["state"] = "rebuilding"
-                row["rebuild"] = {"position": nxt.position(), "head": store_max}
+                row["rebuild"] = {"position": nxt.reached, "head": store_max}
             if self.error is not None:
                 # The whole text: GET /v1/projections shows it to auditors only (viewers
                 # get a generic line, api/routers/projections.py).

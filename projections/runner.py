@@ -222,16 +222,17 @@ class EmbeddedRunner:
 
 def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str] | None = None,
             until: datetime | None = None, progress: Callable[[int], None] | None = None,
-            batch_size: int = REBUILD_BATCH) -> int:
+            batch_size: int = REBUILD_BATCH, *, beside: bool = True) -> int:
     """Rebuild projections ``names`` (default: all) from the store; the position reached.
 
     Without ``until``: blue/green (``projections.bluegreen``): each is built beside its
     live version, which readers keep seeing (state ``rebuilding``), and all are swapped
     in at once when they have caught up with the store. A rebuild that was killed is
-    resumed where it stopped. With ``until``: cleared and refilled in place up to it.
+    resumed where it stopped. With ``until`` (or not ``beside``): cleared and refilled in
+    place (up to ``until``), the older way, which blanks the views meanwhile.
     """
     chosen = list(names) if names is not None else service.names()
-    if until is None:
+    if until is None and beside:
         return _rebuild_beside(app, service, chosen, progress, batch_size)
     with service.db.bulk():
         for name in chosen:

@@ -204,8 +204,11 @@ def test_quarantine_follows_the_swap(store_url: str, tmp_path: Path) -> None:
         assert [e.key for e in service.quarantined("projects", None, 10)] == ["A"]
         stuck = view(service.project("A"))["actual_cost"]
         BrokenProjects.fixed = True  # the fix is deployed; the live view keeps its quarantine
+        runner = EmbeddedRunner(app, service, batch_size=5)  # a rebuild of several steps
         runner.rebuild("projects")
         runner.run_once()  # starts the rebuild: the live version is still the one served
+        assert next(r for r in runner.status() if r["name"] == "projects")["rebuild"][
+            "position"] == 5
         assert [e.key for e in service.quarantined("projects", None, 10)] == ["A"]
         runner.catch_up()
         assert service.quarantined("projects", None, 10) == []

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
+from typing import Any
 
 from domain.application import PmoApplication
 from projections.base import REBUILDING, UPSERT_TRACKING, Projection
@@ -134,10 +135,22 @@ class NextVersion:
             tx.execute(f'DROP SCHEMA IF EXISTS "{self.url.schema}" CASCADE')
 
 
-def swap(app: PmoApplication, versions: Sequence[NextVersion], batch: int = 1000) -> None:
+# Brings a next version up to the live one's tracking rows (read inside the swap's
+# transaction, locked): the live one may have moved meanwhile (another process's batch).
+CatchUp = Callable[["NextVersion", dict[str, int]], None]
+
+
+def store_catch_up(app: PmoApplication, batch: int = 1000) -> CatchUp:
+    """The embedded way: apply the store's log up to the live one's ``store`` position."""
+    def catch_up(v: NextVersion, live: dict[str, int]) -> None:
+        while v.position() < live.get(STORE, 0):
+            v.advance(app, live.get(STORE, 0), batch)
+    return catch_up
+
+
+def swap(versions: Sequence[NextVersion], catch_up: CatchUp) -> None:
     """Replace each live projection by its next version, all in ONE transaction of the live
-    store; then drop the next versions' stores. A live version that has moved past its
-    next version (another process's runner) is caught up with first."""
+    store, after ``catch_up``; then drop the next versions' stores."""
     if not versions:
         return
     live_db = versions[0].live.db
@@ -145,25 +158,29 @@ def swap(app: PmoApplication, versions: Sequence[NextVersion], batch: int = 1000
     if pg:  # built here, before the swap holds its locks (SQLite: built after the copy)
         for v in versions:
             v.projection.finish_rebuild()
-    with _attached(live_db, versions), live_db.transaction() as tx:
-        if pg:  # the tables first, then the tracking rows: the order a batch takes them in
-            tables = [t for v in versions for t in v.live.tables]
-            tx.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
-        for i, v in enumerate(versions):
-            lock = " FOR UPDATE" if pg else ""
-            rows = tx.query("SELECT value FROM pv_tracking WHERE projection = ? AND key = ?"
-                            f"{lock}", (v.name, STORE))
-            live_position = int(rows[0][0]) if rows else 0
-            while v.position() < live_position:
-                v.advance(app, live_position, batch)
-            if pg:
-                _move_tables(tx, v)
-            else:
-                _copy_tables(tx, v, f"next{i}")
-            _carry_rows(tx, v, f"next{i}")
+    with live_db.writers_held():
+        if not pg:  # before ATTACH: the swap's transaction locks the attached files too
+            for v in versions:
+                catch_up(v, _live_tracking(live_db.query, v.name, ""))
+        with _attached(live_db, versions), live_db.transaction() as tx:
+            if pg:  # the tables first, then the tracking rows: the order a batch takes them
+                tables = [t for v in versions for t in v.live.tables]
+                tx.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+            for i, v in enumerate(versions):
+                if pg:
+                    catch_up(v, _live_tracking(tx.query, v.name, " FOR UPDATE"))
+                    _move_tables(tx, v)
+                else:
+                    _copy_tables(tx, v, f"next{i}")
+                _carry_rows(tx, v, f"next{i}")
     for v in versions:
         v.discard()
         v.live.changed()
+
+
+def _live_tracking(query: Callable[..., list[Any]], name: str, lock: str) -> dict[str, int]:
+    rows = query(f"SELECT key, value FROM pv_tracking WHERE projection = ?{lock}", (name,))
+    return {str(k): int(value) for k, value in rows}
 
 
 @contextmanager

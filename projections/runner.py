@@ -157,7 +157,7 @@ class EmbeddedRunner:
             cap = self._positions[name]
             applied += nxt.advance(self.app, cap, self.batch_size)
             if nxt.position() >= cap:
-                bluegreen.swap(self.app, [nxt], self.batch_size)
+                bluegreen.swap([nxt], bluegreen.store_catch_up(self.app, self.batch_size))
                 del self._next[name]
                 log.info("%s: rebuilt beside the live view and swapped in at %d", name, cap)
         return applied
@@ -254,5 +254,5 @@ def _rebuild_beside(app: PmoApplication, service: ProjectionService, chosen: lis
             assert v.db is not None
             stack.enter_context(v.db.bulk())
         reached = bluegreen.build(app, versions, batch_size, progress)
-    bluegreen.swap(app, versions, batch_size)
+    bluegreen.swap(versions, bluegreen.store_catch_up(app, batch_size))
     return reached

@@ -33,7 +33,7 @@ from pmo.settings import Settings
 from projections import asof, quarantine, quarantine_ops
 from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
 from projections.audit import AuditTrailProjection
-from projections.base import LAST_EVENT_AT, REBUILDING, Projection
+from projections.base import LAST_EVENT_AT, REBUILDING, UPSERT_TRACKING, Projection
 from projections.bluegreen import PROGRESS
 from projections.cache import ViewCache
 from projections.db import Db
@@ -299,6 +299,12 @@ class ProjectionService:
                     for e in listed if e.projection == name],
             })
         return out
+
+    def request_rebuild(self, name: str) -> None:
+        """Kafka mode: flag projection ``name`` for a blue/green rebuild, which its consumer
+        carries out (``consumers.rebuild``); the live view is served meanwhile."""
+        with self.db.transaction() as tx:
+            tx.executemany(UPSERT_TRACKING, [(name, REBUILDING, 1), (name, PROGRESS, 0)])
 
     # -- quarantine (see projections.quarantine) -------------------------------------
 

@@ -1,9 +1,11 @@
 """``pmo replay [--projection NAME] [--until TIME]``: rebuild projections from the event store.
 
-Clears the chosen views and their tracking, then feeds them the whole
-notification log (or the part recorded up to ``--until``) in large batches,
-with a progress bar on stderr and the rate at the end. Run it with the service
-stopped, or expect the live runner to see the views rebuilt under it.
+Without ``--until``: blue/green (``projections.bluegreen``): the chosen views are built
+beside the live ones from the whole notification log, in large batches, with a progress
+bar on stderr and the rate at the end, then swapped in, all in one transaction; the
+service may keep running (its readers see the old views until the swap). A killed replay
+leaves the live views intact and resumes when run again. With ``--until``: the chosen
+views are cleared and refilled in place up to that instant (stop the service first).
 """
 
 from __future__ import annotations

@@ -151,8 +151,18 @@ class ProjectionConsumer:
             if (not projection.tracking().get(REBUILDING)
                     or first not in self._consumer.assignment()):
                 return  # nothing asked, or another member of the group builds it
-            self._rebuild = KafkaRebuild(self._settings, projection, self._decoder)
-        if self._rebuild.step(projection.tracking()):
+            try:
+                self._rebuild = KafkaRebuild(self._settings, projection, self._decoder)
+            except LookupError as e:
+                log.warning("%s: rebuild postponed: %s", projection.name, e)
+                return
+        live = projection.tracking()
+        if not live.get(REBUILDING):  # another member's rebuild was swapped in first
+            self._rebuild.next.discard()
+            self._rebuild.close()
+            self._rebuild = None
+            return
+        if self._rebuild.step(live):
             self._rebuild.swap()
             self._rebuild.close()
             self._rebuild = None

@@ -50,7 +50,10 @@ class KafkaRebuild:
             **client_options(settings), group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=max_records or MAX_RECORDS,
             max_partition_fetch_bytes=1024 * 1024)
-        partitions = self._consumer.partitions_for_topic(topic) or set()
+        partitions = self._consumer.partitions_for_topic(topic)
+        if not partitions:  # no metadata yet: never take "no partitions" for "caught up"
+            self._consumer.close(autocommit=False)
+            raise LookupError(f"no partitions known for {topic} yet")
         self._tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         self._consumer.assign(self._tps)
         stored = self.next.projection.tracking()
@@ -98,10 +101,12 @@ class KafkaRebuild:
             if time.monotonic() > deadline:
                 raise TimeoutError("the rebuild could not reach the live offsets in time")
 
-    def swap(self) -> None:
-        bluegreen.swap([self.next], self.catch_up)
-        log.info("%s: rebuilt from %s and swapped in", self.next.name,
-                 ", ".join(tracking_key(tp) for tp in self._tps))
+    def swap(self) -> bool:
+        swapped = bluegreen.swap([self.next], self.catch_up)
+        log.info("%s: rebuilt from %s and %s", self.next.name,
+                 ", ".join(tracking_key(tp) for tp in self._tps),
+                 "swapped in" if swapped else "dropped (another rebuild was first)")
+        return swapped
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

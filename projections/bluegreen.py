@@ -148,34 +148,54 @@ def store_catch_up(app: PmoApplication, batch: int = 1000) -> CatchUp:
     return catch_up
 
 
-def swap(versions: Sequence[NextVersion], catch_up: CatchUp) -> None:
+class Superseded(Exception):
+    """The live version is no longer flagged ``rebuilding``: another rebuild of it (another
+    process's) was swapped in first. This one is dropped rather than swapped over it."""
+
+
+def swap(versions: Sequence[NextVersion], catch_up: CatchUp) -> bool:
     """Replace each live projection by its next version, all in ONE transaction of the live
-    store, after ``catch_up``; then drop the next versions' stores."""
+    store, after ``catch_up``; then drop the next versions' stores. False (and nothing
+    swapped, the next versions dropped) when one of them was superseded."""
     if not versions:
-        return
+        return True
     live_db = versions[0].live.db
     pg = live_db.kind == "postgresql"
     if pg:  # built here, before the swap holds its locks (SQLite: built after the copy)
         for v in versions:
             v.projection.finish_rebuild()
-    with live_db.writers_held():
-        if not pg:  # before ATTACH: the swap's transaction locks the attached files too
-            for v in versions:
-                catch_up(v, _live_tracking(live_db.query, v.name, ""))
-        with _attached(live_db, versions), live_db.transaction() as tx:
-            if pg:  # the tables first, then the tracking rows: the order a batch takes them
-                tables = [t for v in versions for t in v.live.tables]
-                tx.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
-            for i, v in enumerate(versions):
-                if pg:
-                    catch_up(v, _live_tracking(tx.query, v.name, " FOR UPDATE"))
-                    _move_tables(tx, v)
-                else:
-                    _copy_tables(tx, v, f"next{i}")
-                _carry_rows(tx, v, f"next{i}")
+    try:
+        with live_db.writers_held():
+            if not pg:  # before ATTACH: the swap's transaction locks attached files too
+                for v in versions:
+                    catch_up(v, _flagged(_live_tracking(live_db.query, v.name, "")))
+            with _attached(live_db, versions), live_db.transaction() as tx:
+                if pg:  # the tables first, then the tracking rows: the order a batch takes
+                    tables = [t for v in versions for t in v.live.tables]
+                    tx.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+                for i, v in enumerate(versions):
+                    if pg:
+                        catch_up(v, _flagged(_live_tracking(tx.query, v.name, " FOR UPDATE")))
+                        _move_tables(tx, v)
+                    else:
+                        _copy_tables(tx, v, f"next{i}")
+                    _carry_rows(tx, v, f"next{i}")
+                    if pg:  # in the same transaction: no schema left without its tables
+                        tx.execute(f'DROP SCHEMA "{v.url.schema}" CASCADE')
+    except Superseded:
+        for v in versions:
+            v.discard()
+        return False
     for v in versions:
         v.discard()
         v.live.changed()
+    return True
+
+
+def _flagged(tracking: dict[str, int]) -> dict[str, int]:
+    if not tracking.get(REBUILDING):
+        raise Superseded
+    return tracking
 
 
 def _live_tracking(query: Callable[..., list[Any]], name: str, lock: str) -> dict[str, int]:

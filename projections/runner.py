@@ -157,9 +157,12 @@ class EmbeddedRunner:
             cap = self._positions[name]
             applied += nxt.advance(self.app, cap, self.batch_size)
             if nxt.position() >= cap:
-                bluegreen.swap([nxt], bluegreen.store_catch_up(self.app, self.batch_size))
+                swapped = bluegreen.swap([nxt], bluegreen.store_catch_up(self.app,
+                                                                         self.batch_size))
                 del self._next[name]
-                log.info("%s: rebuilt beside the live view and swapped in at %d", name, cap)
+                log.info("%s: rebuilt beside the live view and %s at %d", name,
+                         "swapped in" if swapped else "dropped (another rebuild was first)",
+                         cap)
         return applied
 
     def run_once(self, until: datetime | None = None) -> int:

@@ -28,6 +28,7 @@ from domain import commands as c
 from domain.application import PmoApplication
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
+from projections import bluegreen
 from projections.bluegreen import PROGRESS, next_url
 from projections.lists import ProjectQuery
 from projections.runner import EmbeddedRunner, rebuild
@@ -64,9 +65,9 @@ def reads(service: ProjectionService) -> dict[str, Any]:
     }
 
 
-def damage(service: ProjectionService) -> None:
+def damage(service: ProjectionService, keys: tuple[str, ...] = DAMAGED) -> None:
     with service.db.transaction() as tx:
-        for key in DAMAGED:
+        for key in keys:
             tx.execute("DELETE FROM pv_projects WHERE key = ?", (key,))
     service.invalidate()
 
@@ -224,3 +225,44 @@ def test_quarantine_follows_the_swap(store_url: str, tmp_path: Path) -> None:
         service.close()
         app.close()
 
+
+
+def test_a_rebuild_superseded_by_another_is_dropped_not_swapped(store_url: str,
+                                                                 tmp_path: Path) -> None:
+    settings = make_settings(store_url, tmp_path)
+    app = build_application(settings)
+    service = build_projections(settings)
+    try:
+        publish = Publisher(app)
+        seed(publish)
+        EmbeddedRunner(app, service).catch_up()
+        expected = reads_small(service)
+        first, second = (bluegreen.NextVersion(service.projects, tag) for tag in ("a", "b"))
+        for v in (first, second):
+            v.open(resume=False)
+            bluegreen.build(app, [v], 7)
+        publish(cost("A", "1", "late"))  # the live version moves on: the swap catches up
+        EmbeddedRunner(app, service).catch_up()
+        moved = reads_small(service)
+        assert moved != expected
+        damage(service, ("B",))
+        assert bluegreen.swap([first], bluegreen.store_catch_up(app)) is True
+        assert reads_small(service) == moved
+        damage(service, ("B",))  # what a second swap would undo
+        damaged = reads_small(service)
+        assert bluegreen.swap([second], bluegreen.store_catch_up(app)) is False
+        assert reads_small(service) == damaged
+        if service.db.kind == "sqlite":
+            assert not any(Path(v.url.path).exists() for v in (first, second))
+        else:
+            schemas = {r[0] for r in service.db.query(
+                "SELECT schema_name FROM information_schema.schemata")}
+            assert not {first.url.schema, second.url.schema} & schemas
+    finally:
+        service.close()
+        app.close()
+
+
+def reads_small(service: ProjectionService) -> tuple[Any, ...]:
+    return (service.project("A"), service.project("B"), service.portfolio("PF"),
+            service.db.query("SELECT COUNT(*) FROM pv_projects")[0][0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -24,8 +25,10 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.codec import EventDecoder
 from consumers.membership import Membership
+from consumers.rebuild import KafkaRebuild
 from consumers.topics import EVENTS, client_options, group_id, subscribe
 from pmo.settings import Settings
+from projections.base import REBUILDING, Projection
 from projections.feed import RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ SESSION_TIMEOUT_MS = 10_000
 MAX_POLL_INTERVAL_MS = 30_000
 POLL_TIMEOUT_MS = 100
 MAX_RECORDS = 5000
+REBUILD_CHECK_S = 1.0  # how often a consumer looks for a rebuild request (one small query)
 
 
 class ProjectionLike(Protocol):
@@ -110,6 +114,8 @@ class ProjectionConsumer:
             self._subscribe(consumer)
         self._consumer = consumer
         self.applied = 0
+        self._rebuild: KafkaRebuild | None = None
+        self._rebuild_checked = 0.0
 
     def _subscribe(self, consumer: KafkaConsumer) -> None:
         subscribe(consumer, [self._settings.topic(EVENTS)], listener=SeekToStored(
@@ -122,6 +128,42 @@ class ProjectionConsumer:
         return consumer
 
     def step(self, timeout_ms: int = POLL_TIMEOUT_MS) -> int:
+        applied = self._step(timeout_ms)
+        self._rebuild_step()
+        return applied
+
+    def _rebuild_step(self) -> None:
+        """A blue/green rebuild, when one is asked for (``consumers.rebuild``): one poll of
+        it per step, between the live batches; the swap once it has caught up."""
+        projection = self.projection
+        if not isinstance(projection, Projection):
+            return
+        if self._rebuild is None:
+            now = time.monotonic()
+            if now - self._rebuild_checked < REBUILD_CHECK_S:
+                return
+            self._rebuild_checked = now
+            first = TopicPartition(self._settings.topic(EVENTS), 0)
+            if (not projection.tracking().get(REBUILDING)
+                    or first not in self._consumer.assignment()):
+                return  # nothing asked, or another member of the group builds it
+            try:
+                self._rebuild = KafkaRebuild(self._settings, projection, self._decoder)
+            except LookupError as e:
+                log.warning("%s: rebuild postponed: %s", projection.name, e)
+                return
+        live = projection.tracking()
+        if not live.get(REBUILDING):  # another member's rebuild was swapped in first
+            self._rebuild.next.discard()
+            self._rebuild.close()
+            self._rebuild = None
+            return
+        if self._rebuild.step(live):
+            self._rebuild.swap()
+            self._rebuild.close()
+            self._rebuild = None
+
+    def _step(self, timeout_ms: int) -> int:
         if self._membership is not None:
             self._consumer = self._membership.replace_if_stuck(
                 self._consumer, self._join, self.projection.name)
@@ -146,6 +188,8 @@ class ProjectionConsumer:
         return len(events)
 
     def close(self) -> None:
+        if self._rebuild is not None:
+            self._rebuild.close()
         self._consumer.close(autocommit=False)
 
 

@@ -1,11 +1,12 @@
 """``pmo replay [--projection NAME] [--until TIME --into URL]``: rebuild projections from the store.
 
-Clears the chosen views and their tracking, then feeds them the whole
-notification log in large batches, with a progress bar on stderr and the rate at
-the end. Run it with the service stopped, or expect the live runner to see the
-views rebuilt under it. ``--until`` never rewinds the live views (CONTRACT
-section 15): it needs ``--into URL``, another projection store, which receives
-the views as recorded up to that instant.
+Without ``--until``: blue/green (``projections.bluegreen``): the chosen views are built
+beside the live ones from the whole notification log, in large batches, with a progress
+bar on stderr and the rate at the end, then swapped in, all in one transaction; the
+service may keep running (its readers see the old views until the swap). A killed replay
+leaves the live views intact and resumes when run again. ``--until`` never rewinds the
+live views (CONTRACT section 15): it needs ``--into URL``, another projection store,
+which receives the views as recorded up to that instant.
 """
 
 from __future__ import annotations

@@ -198,6 +198,22 @@ class Db:
                     yield Tx(cursor, self.kind)
 
     @contextmanager
+    def writers_held(self) -> Iterator[None]:
+        """SQLite: other processes' writers wait until this ends (the writer lock file),
+        across several steps that are not one transaction of this store (a blue/green
+        swap brings its next version up to date first; that store's own writes would
+        wait on this one's transaction). ``transaction()`` may be nested. No-op on
+        PostgreSQL (a transaction's row and table locks do it there)."""
+        if self._process_lock is None:
+            yield
+            return
+        self._process_lock.acquire()
+        try:
+            yield
+        finally:
+            self._process_lock.release()
+
+    @contextmanager
     def bulk(self) -> Iterator[None]:
         """Many large write transactions from this thread (a rebuild): fewer WAL checkpoints.
 

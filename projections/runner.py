@@ -20,10 +20,13 @@ import gc
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
 
 from domain.application import PmoApplication
+from projections import bluegreen
+from projections.base import REBUILDING
 from projections.log import read_log
 from projections.service import ProjectionService
 
@@ -57,7 +60,7 @@ class EmbeddedRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rebuild: set[str] = set()
-        self._rebuilding: set[str] = set()
+        self._next: dict[str, bluegreen.NextVersion] = {}  # blue/green rebuilds under way
         self.error: str | None = None
 
     # -- control --------------------------------------------------------------------
@@ -65,6 +68,10 @@ class EmbeddedRunner:
     def start(self) -> None:
         if self._thread is not None:
             return
+        # A rebuild that a killed process left under way goes on (its next version resumes).
+        with self._done:
+            self._rebuild.update(n for n in self.names
+                                 if self.service.projections[n].tracking().get(REBUILDING))
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="pmo-projections", daemon=True)
         self._thread.start()
@@ -80,7 +87,8 @@ class EmbeddedRunner:
         self._wake.set()
 
     def rebuild(self, name: str) -> None:
-        """Clear projection ``name`` and rebuild it from the store, while serving the others."""
+        """Rebuild projection ``name`` from the store beside the live one, then swap it in
+        (``projections.bluegreen``); the live one is served and kept current meanwhile."""
         with self._done:
             self._rebuild.add(name)
         self.wake()
@@ -102,6 +110,10 @@ class EmbeddedRunner:
             if row["name"] in self._positions:
                 row["position"] = self._positions[row["name"]]
                 row["lag"] = max(store_max - row["position"], 0)
+            nxt = self._next.get(row["name"])
+            if nxt is not None:
+                row["state"] = "rebuilding"
+                row["rebuild"] = {"position": nxt.reached, "head": store_max}
             if self.error is not None:
                 # The whole text: GET /v1/projections shows it to auditors only (viewers
                 # get a generic line, api/routers/projections.py).
@@ -131,10 +143,27 @@ class EmbeddedRunner:
         with self._done:
             names, self._rebuild = self._rebuild, set()
         for name in names:
-            self.service.projections[name].clear(rebuilding=True)
-            with self._done:
-                self._positions[name] = 0
-                self._rebuilding.add(name)
+            if name in self._next:
+                continue  # already under way: asking again changes nothing
+            nxt = bluegreen.NextVersion(self.service.projections[name], f"next_{name}")
+            nxt.open(resume=True)
+            self._next[name] = nxt
+
+    def _advance_rebuilds(self) -> int:
+        """One batch for each next version, up to its live one's position; a next version
+        that has reached it replaces the live one (one transaction). Events applied."""
+        applied = 0
+        for name, nxt in list(self._next.items()):
+            cap = self._positions[name]
+            applied += nxt.advance(self.app, cap, self.batch_size)
+            if nxt.position() >= cap:
+                swapped = bluegreen.swap([nxt], bluegreen.store_catch_up(self.app,
+                                                                         self.batch_size))
+                del self._next[name]
+                log.info("%s: rebuilt beside the live view and %s at %d", name,
+                         "swapped in" if swapped else "dropped (another rebuild was first)",
+                         cap)
+        return applied
 
     def run_once(self, until: datetime | None = None) -> int:
         """Process the next batch; the number of events read (0: nothing new)."""
@@ -159,8 +188,7 @@ class EmbeddedRunner:
             if len(events) < len(read):  # stop at the first event recorded after ``until``
                 events = read[:next(i for i, e in enumerate(read) if e.recorded_at > until)]
         if not events:
-            self._finish_rebuilds()
-            return 0
+            return self._advance_rebuilds() if self._next else 0
         work = []
         for name in self.names:
             position = self._positions[name]
@@ -177,12 +205,10 @@ class EmbeddedRunner:
             reached = min(self._positions.values(), default=0)
         if self.on_advance is not None:
             self.on_advance(reached)
-        return len(events) if len(events) == len(read) else 0
-
-    def _finish_rebuilds(self) -> None:
-        for name in list(self._rebuilding):
-            self.service.projections[name].finish_rebuild()
-            self._rebuilding.discard(name)
+        count = len(events) if len(events) == len(read) else 0
+        if self._next:
+            count = max(count, self._advance_rebuilds())
+        return count
 
     def catch_up(self, until: datetime | None = None,
                  progress: Callable[[int], None] | None = None) -> int:
@@ -199,13 +225,18 @@ class EmbeddedRunner:
 
 def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str] | None = None,
             until: datetime | None = None, progress: Callable[[int], None] | None = None,
-            batch_size: int = REBUILD_BATCH) -> int:
-    """Clear projections ``names`` (default: all) and replay the store into them.
+            batch_size: int = REBUILD_BATCH, *, beside: bool = True) -> int:
+    """Rebuild projections ``names`` (default: all) from the store; the position reached.
 
-    Their state reads ``rebuilding`` meanwhile; the deferred indexes are built
-    again at the end. Returns the position reached.
+    Without ``until``: blue/green (``projections.bluegreen``): each is built beside its
+    live version, which readers keep seeing (state ``rebuilding``), and all are swapped
+    in at once when they have caught up with the store. A rebuild that was killed is
+    resumed where it stopped. With ``until`` (or not ``beside``): cleared and refilled in
+    place (up to ``until``), the older way, which blanks the views meanwhile.
     """
     chosen = list(names) if names is not None else service.names()
+    if until is None and beside:
+        return _rebuild_beside(app, service, chosen, progress, batch_size)
     with service.db.bulk():
         for name in chosen:
             service.projections[name].clear(rebuilding=True)
@@ -214,3 +245,17 @@ def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str
         for name in chosen:
             service.projections[name].finish_rebuild()
     return runner.position()
+
+
+def _rebuild_beside(app: PmoApplication, service: ProjectionService, chosen: list[str],
+                    progress: Callable[[int], None] | None, batch_size: int) -> int:
+    versions = [bluegreen.NextVersion(service.projections[n], f"replay_{n}") for n in chosen]
+    for v in versions:
+        v.open(resume=True)
+    with ExitStack() as stack:
+        for v in versions:
+            assert v.db is not None
+            stack.enter_context(v.db.bulk())
+        reached = bluegreen.build(app, versions, batch_size, progress)
+    bluegreen.swap(versions, bluegreen.store_catch_up(app, batch_size))
+    return reached

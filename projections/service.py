@@ -33,7 +33,8 @@ from pmo.settings import Settings
 from projections import asof, quarantine, quarantine_ops, restatements, valid_read
 from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
 from projections.audit import AuditTrailProjection
-from projections.base import LAST_EVENT_AT, REBUILDING, Projection
+from projections.base import LAST_EVENT_AT, REBUILDING, UPSERT_TRACKING, Projection
+from projections.bluegreen import PROGRESS
 from projections.cache import ViewCache
 from projections.db import Db
 from projections.feed import RecordedEvent, from_micros
@@ -359,11 +360,15 @@ class ProjectionService:
             t = tracked.get(name, {})
             position = t.get("_position", t.get("store", 0))
             last = t.get(LAST_EVENT_AT)
+            rebuilding = bool(t.get(REBUILDING))
             out.append({
                 "name": name, "position": position,
                 "lag": None if store_max is None else max(store_max - position, 0),
                 "last_event_at": None if last is None else from_micros(last).isoformat(),
-                "state": "rebuilding" if t.get(REBUILDING) else "live",
+                "state": "rebuilding" if rebuilding else "live",
+                # A blue/green rebuild's next version (position and lag describe the live one).
+                **({"rebuild": {"position": t.get(PROGRESS, 0), "head": store_max}}
+                   if rebuilding else {}),
                 # Viewers see the error's class only: its text may quote publishers' data.
                 "quarantined": held.get(name, (0, 0))[0],
                 "held_events": held.get(name, (0, 0))[1],
@@ -373,6 +378,12 @@ class ProjectionService:
                     for e in listed if e.projection == name],
             })
         return out
+
+    def request_rebuild(self, name: str) -> None:
+        """Kafka mode: flag projection ``name`` for a blue/green rebuild, which its consumer
+        carries out (``consumers.rebuild``); the live view is served meanwhile."""
+        with self.db.transaction() as tx:
+            tx.executemany(UPSERT_TRACKING, [(name, REBUILDING, 1), (name, PROGRESS, 0)])
 
     # -- quarantine (see projections.quarantine) -------------------------------------
 

@@ -98,15 +98,14 @@ def projection_status(roles: Viewer, services: ServicesDep) -> Response:
 
 
 @router.post("/v1/projections/{name}/rebuild", status_code=202,
-             summary="Rebuild one projection from the event store (embedded mode)",
+             summary="Rebuild one projection beside the live one, then swap it in",
              responses=NOT_FOUND)
 def rebuild(name: str, _: Admin, services: ServicesDep) -> dict[str, Any]:
     if name not in services.projections.projections:
         raise Problem(404, "Not found", f"no projection '{name}'; use one of "
                       f"{', '.join(services.projections.names())}", kind="not-found")
-    if services.runner is None:
-        raise Problem(409, "Not available", "in Kafka mode rebuild with "
-                      "'pmo replay --projection NAME' and restart its consumer",
-                      kind="not-available")
-    services.runner.rebuild(name)
+    if services.runner is None:  # Kafka mode: its consumer rebuilds it from pmo.events
+        services.projections.request_rebuild(name)
+    else:
+        services.runner.rebuild(name)
     return {"name": name, "state": "rebuilding"}

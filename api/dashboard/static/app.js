@@ -411,7 +411,7 @@
           h("tbody", {}, data.items.map((p) => h("tr", { "data-projection": p.name },
             h("td", {}, p.name),
             h("td", {}, h("span", { class: p.state === "live" ? "badge h-green" : "badge h-amber" }, p.state),
-              p.progress !== undefined ? ` ${JSON.stringify(p.progress)}` : ""),
+              p.rebuild ? ` ${p.rebuild.position} of ${p.rebuild.head}` : ""),
             h("td", { class: "n" }, p.position), h("td", { class: "n", "data-field": "lag" }, p.lag ?? "n/a"),
             h("td", {}, p.last_event_at || "n/a"))))));
         if (data.pipeline) {

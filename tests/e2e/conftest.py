@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +77,30 @@ def settings(tmp_path: Path) -> Settings:
                     ingest_batch_size=INGEST_BATCH, poll_interval_ms=5, _env_file=None)  # type: ignore[call-arg]
 
 
-@pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
+@contextmanager
+def running(settings: Settings) -> Iterator[Services]:
+    """The embedded service with its runner started; closed after (PostgreSQL pools too)."""
     services = build_services(settings)
     assert services.runner is not None
     services.runner.start()
-    yield services
-    services.close()
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+@contextmanager
+def running_client(settings: Settings) -> Iterator[TestClient]:
+    """An HTTP client of ``running(settings)``."""
+    with running(settings) as services, TestClient(
+            create_app(services), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    with running(settings) as services:
+        yield services
 
 
 @pytest.fixture

@@ -18,10 +18,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.app import create_app
-from pmo.bootstrap import build_services
 from pmo.settings import Settings
-from tests.e2e.conftest import KEYS, PUB, auth
+from tests.e2e.conftest import KEYS, PUB, auth, running_client
 from tests.hostile import OUTCOMES, assert_caught_up, encode, hostile_events, setup_events
 
 ALL = auth("all-key")
@@ -36,14 +34,8 @@ def client(tmp_path: Path, store_url: str) -> Iterator[TestClient]:
                         projection_store_url=store_url, max_body_bytes=2 * 1024 * 1024,
                         ingest_batch_size=50, poll_interval_ms=5,
                         _env_file=None)  # type: ignore[call-arg]
-    services = build_services(settings)
-    assert services.runner is not None
-    services.runner.start()
-    try:
-        with TestClient(create_app(services), raise_server_exceptions=False) as client:
-            yield client
-    finally:
-        services.close()
+    with running_client(settings) as client:
+        yield client
 
 
 def _post(client: TestClient, body: Any) -> Any:

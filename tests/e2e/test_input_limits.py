@@ -19,8 +19,6 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from pmo.bootstrap import build_services
 from pmo.settings import Settings
 from tests.e2e.conftest import (
     AUDIT,
@@ -32,6 +30,7 @@ from tests.e2e.conftest import (
     cost,
     portfolio,
     proposal,
+    running_client,
 )
 
 BATCH = {**PUB, "Content-Type": "application/cloudevents-batch+json"}
@@ -45,14 +44,8 @@ def edge(tmp_path: Path, store_url: str) -> Iterator[TestClient]:
                         projection_store_url=store_url, max_body_bytes=2 * 1024 * 1024,
                         max_batch_events=MAX_BATCH, poll_interval_ms=5,
                         _env_file=None)  # type: ignore[call-arg]
-    services = build_services(settings)
-    assert services.runner is not None
-    services.runner.start()
-    try:
-        with TestClient(create_app(services), raise_server_exceptions=False) as client:
-            yield client
-    finally:
-        services.close()  # else each test leaves its pools open on PostgreSQL
+    with running_client(settings) as client:
+        yield client
 
 
 def post(client: TestClient, body: Any, headers: dict[str, str] = PUB) -> Any:

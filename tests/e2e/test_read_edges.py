@@ -20,7 +20,6 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.deps import Services
 from api.routers.projections import GENERIC_ERROR
-from pmo.bootstrap import build_services
 from pmo.settings import Settings
 from tests.e2e.conftest import (
     AUDIT,
@@ -31,6 +30,7 @@ from tests.e2e.conftest import (
     cloud_event,
     portfolio,
     proposal,
+    running,
 )
 
 CACHE_BYTES = 50_000
@@ -63,11 +63,8 @@ def settings(store_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
-    services = build_services(settings)
-    assert services.runner is not None
-    services.runner.start()
-    yield services
-    services.close()
+    with running(settings) as services:
+        yield services
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.auth import IMPLIED
-from pmo.bootstrap import build_services
 from pmo.settings import Settings
+from tests.e2e.conftest import running_client
 
 ROLES = ("publisher", "viewer", "auditor", "admin")
 PUBLIC = frozenset({"*public*"})  # no key needed
@@ -51,12 +50,8 @@ KEYS = {f"{role}-key": [role] for role in ROLES}
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path / "data", api_keys=KEYS, poll_interval_ms=5,
                         _env_file=None)  # type: ignore[call-arg]
-    services = build_services(settings)
-    assert services.runner is not None
-    services.runner.start()
-    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+    with running_client(settings) as client:
         yield client
-    services.close()
 
 
 def rule_of(method: str, path: str) -> frozenset[str]:

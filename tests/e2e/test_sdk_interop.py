@@ -19,11 +19,10 @@ from cloudevents.core.bindings import http, kafka
 from cloudevents.core.v1.event import CloudEvent
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from consumers.topics import INBOUND
 from pmo.bootstrap import build_services
 from pmo.settings import Settings
-from tests.e2e.conftest import AUDIT, KEYS, PUB, assert_problem, portfolio
+from tests.e2e.conftest import AUDIT, KEYS, PUB, assert_problem, portfolio, running_client
 from tests.kafka_support import Worker, kafka_settings, produce, wait_for
 
 # Spaces, '%' (alone, and before hex digits that must not be decoded twice), '/', non-ASCII.
@@ -58,14 +57,8 @@ def kafka_run(tmp_path: Path) -> Iterator[Settings]:
 
 
 def app_client(settings: Settings) -> Iterator[TestClient]:
-    services = build_services(settings)
-    assert services.runner is not None
-    services.runner.start()
-    try:
-        with TestClient(create_app(services), raise_server_exceptions=False) as client:
-            yield client
-    finally:
-        services.close()
+    with running_client(settings) as client:
+        yield client
 
 
 def post(client: TestClient, message: http.HTTPMessage) -> int:

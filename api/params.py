@@ -15,12 +15,11 @@ from typing import Annotated
 from fastapi import Query
 
 from api.problems import Problem
+from ingest.limits import EARLIEST, LATEST
 from projections.lists import BadQuery, decode_key_cursor
 
 MAX_POSITION = 2**63 - 1  # a BIGINT: what both stores can compare against
 _POSITION = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() takes '²' too
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 MAX_Q = 200
 
 # ``q`` of the lists: at most 200 characters, matched literally.

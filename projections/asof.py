@@ -10,7 +10,7 @@ as of T costs one indexed query, never a scan of the event store.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from domain.application import PmoApplication
@@ -118,22 +118,29 @@ def program(app: PmoApplication, projects: ProjectProjection, key: str,
     return view
 
 
+def manager_figs(projects: ProjectProjection, key: str, doc: Doc, at_us: int, on: date,
+                 valid_us: int | None = None) -> list[tuple[list[Any], Any]]:
+    """The figure rows, recorded at ``at_us`` (and valid at ``valid_us``), of the projects
+    manager ``key`` held then: every project ever assigned, read by portfolio (the index
+    of the figure table), kept where the row names this manager."""
+    ids = [store_id("project", k).hex for k in doc.get("assigned_ever", ())]
+    by_portfolio: dict[str, list[str]] = {}
+    if ids:
+        found = projects.db.query("SELECT id, portfolio_id FROM pv_projects WHERE id IN "
+                                  f"({','.join('?' * len(ids))})", ids)
+        for id_, portfolio_id in found:
+            by_portfolio.setdefault(portfolio_id, []).append(id_)
+    return [(f, k) for portfolio_id, members in by_portfolio.items()
+            for f, k in projects.figs_at(portfolio_id, at_us, on, members, valid_us=valid_us)
+            if f[F_MANAGER] == key]
+
+
 def manager(app: PmoApplication, projects: ProjectProjection, key: str,
             at: datetime) -> dict[str, Any] | None:
     doc, stopped = doc_and_stop(app, "manager", key, at, fold_manager)
     if doc is None:
         return None
-    ids = [store_id("project", k).hex for k in doc.get("assigned_ever", ())]
-    by_portfolio: dict[str, list[str]] = {}
-    if ids:
-        rows = projects.db.query("SELECT id, portfolio_id FROM pv_projects WHERE id IN "
-                                 f"({','.join('?' * len(ids))})", ids)
-        for id_, portfolio_id in rows:
-            by_portfolio.setdefault(portfolio_id, []).append(id_)
-    rows = [(f, k) for portfolio_id, members in by_portfolio.items()
-            for f, k in projects.figs_at(portfolio_id, micros(at), at.date(), members)
-            if f[F_MANAGER] == key]
-    view = manager_view(doc, rows)
+    view = manager_view(doc, manager_figs(projects, key, doc, micros(at), at.date()))
     if stopped:  # the service adds "quarantined": false otherwise
         view["quarantined"] = True
     return view

@@ -56,12 +56,7 @@ def encode_cursor(value: Any, key: str) -> str:
 def decode_cursor(cursor: str, numeric: bool = False) -> tuple[Any, str]:
     """The (sort value, key) of a cursor given out for a sort of that kind, or ``BadQuery``."""
     bad = BadQuery("cursor: not a cursor this service gave out for this sort")
-    if len(cursor) > MAX_CURSOR or not cursor.isascii():
-        raise bad
-    try:
-        decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError):
-        raise bad from None
+    decoded = _decoded(cursor, bad)
     if not (isinstance(decoded, list) and len(decoded) == 2 and isinstance(decoded[1], str)):
         raise bad
     value, key = decoded
@@ -75,6 +70,16 @@ def decode_cursor(cursor: str, numeric: bool = False) -> tuple[Any, str]:
     return value, key
 
 
+def _decoded(cursor: str, bad: BadQuery) -> Any:
+    """The JSON inside a cursor (base64 of it), or ``bad``: what every cursor shares."""
+    if len(cursor) > MAX_CURSOR or not cursor.isascii():
+        raise bad
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError):
+        raise bad from None
+
+
 def encode_key_cursor(key: str) -> str:
     """The cursor of a list ordered by id alone (portfolios, managers)."""
     return base64.urlsafe_b64encode(orjson.dumps([key])).decode()
@@ -85,12 +90,7 @@ def decode_key_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     bad = BadQuery("cursor: not a cursor this service gave out")
-    if len(cursor) > MAX_CURSOR or not cursor.isascii():
-        raise bad
-    try:
-        decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError):
-        raise bad from None
+    decoded = _decoded(cursor, bad)
     if not (isinstance(decoded, list) and len(decoded) == 1 and isinstance(decoded[0], str)
             and "\x00" not in decoded[0]):
         raise bad

@@ -142,9 +142,13 @@ class ProjectionService:
             return None if doc is None else dumps(self._project(doc, _today()))
         return self.cached(f"project:{key}", build)
 
-    def _project(self, doc: dict[str, Any], today: date) -> dict[str, Any]:
+    def _project(self, doc: dict[str, Any], today: date,
+                 flagged: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``flagged``: the quarantined projects, read once by a caller rendering many."""
+        if flagged is None:
+            flagged = self.quarantine_flags().get("projects", {})
         view = project_view(doc, today)
-        view["quarantined"] = doc["id"] in self.quarantine_flags().get("projects", {})
+        view["quarantined"] = doc["id"] in flagged
         return view
 
     def quarantine_flags(self) -> dict[str, dict[str, str | None]]:
@@ -215,8 +219,8 @@ class ProjectionService:
     def project_list(self, query: ProjectQuery) -> bytes:
         def build() -> bytes:
             docs, next_cursor = project_page(self.db, query)
-            today = _today()
-            items = [self._project(orjson.loads(d), today) for d in docs]
+            today, flagged = _today(), self.quarantine_flags().get("projects", {})
+            items = [self._project(orjson.loads(d), today, flagged) for d in docs]
             return dumps({"items": items, "next_cursor": next_cursor})
         body = self.cached(f"projects:{query!r}", build)
         assert body is not None

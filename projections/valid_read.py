@@ -16,7 +16,7 @@ from typing import Any
 from domain.application import PmoApplication
 from domain.base import store_id
 from projections.aggregates import PortfolioProjection
-from projections.asof import fold_until_failure
+from projections.asof import fold_until_failure, manager_figs
 from projections.db import chunks
 from projections.feed import RecordedEvent, from_stored, micros
 from projections.folds import Doc, fold_manager, fold_portfolio, fold_program, fold_project
@@ -140,17 +140,8 @@ def manager(app: PmoApplication, projects: ProjectProjection, key: str, valid: d
     doc, stopped = _fold(fold_manager, prefix(app, store_id("manager", key), valid, recorded))
     if doc is None:
         return None
-    ids = [store_id("project", k).hex for k in doc.get("assigned_ever", ())]
-    by_portfolio: dict[str, list[str]] = {}
-    if ids:
-        found = projects.db.query("SELECT id, portfolio_id FROM pv_projects WHERE id IN "
-                                  f"({','.join('?' * len(ids))})", ids)
-        for id_, portfolio_id in found:
-            by_portfolio.setdefault(portfolio_id, []).append(id_)
-    rows = [(f, k) for portfolio_id, members in by_portfolio.items()
-            for f, k in projects.figs_at(portfolio_id, micros(recorded or FOREVER),
-                                         valid.date(), members, valid_us=micros(valid))
-            if f[F_MANAGER] == key]
+    rows = manager_figs(projects, key, doc, micros(recorded or FOREVER), valid.date(),
+                        valid_us=micros(valid))
     return _flagged(manager_view(doc, rows), stopped)
 
 

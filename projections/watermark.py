@@ -97,10 +97,7 @@ class Held:
             self.pairs.update(_decode(bytes(raw)))
             self.seen = int(row_seq)
         held = self.pairs
-        add_pairs(watermark, held, events)
-        reached = watermark
-        while reached in held:
-            reached = held.pop(reached)
+        reached = advance(watermark, held, events)  # the rule the property tests check
         get = held.get
         if all(e.prev_position is not None for e in events):  # every Kafka event: one pass
             mine = [(e.prev_position or 0, e.position) for e in events

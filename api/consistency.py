@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Viewer
 from api.deps import Services, ServicesDep
-from api.params import parse_instant
+from api.params import invalid, parse_instant
 from api.problems import Problem
 from projections.feed import micros, plain_state
 
@@ -54,24 +54,27 @@ def watermark(services: Services, names: tuple[str, ...]) -> int:
     return min((int(r["position"]) for r in rows if r["name"] in names), default=0)
 
 
-def covers(services: Services, names: tuple[str, ...], at: datetime) -> tuple[bool, int]:
-    """(whether every event recorded at or before ``at`` is in views ``names``, watermark)."""
-    low = watermark(services, names)
+def covers(services: Services, low: int, at: datetime) -> bool:
+    """Whether every event recorded at or before ``at`` is in views whose lowest watermark
+    is ``low``."""
     after = services.app.recorder.select_notifications(low, 1, inclusive_of_start=False)
     if not after:
-        return micros(at) < micros(datetime.now(UTC)) - int(SETTLE_S * 1e6), low
+        return micros(at) < micros(datetime.now(UTC)) - int(SETTLE_S * 1e6)
     state = plain_state(services.app.mapper, after[0].state)
     recorded = datetime.fromisoformat(orjson.loads(state)["timestamp"]["_data_"])
-    return recorded > at, low
+    return recorded > at
 
 
-async def read_after(request: Request, services: ServicesDep, _: Viewer,
+async def read_after(request: Request, services: ServicesDep, roles: Viewer,
                      min_position: Annotated[int | None, Query(
                          ge=0, description="answer only once the views this route reads "
                          "hold every stored event up to this position (waits up to 2 s, "
                          "then 503 with Retry-After)")] = None) -> None:
     """Router dependency of the view routes: waits for ``min_position`` / ``as_of``."""
-    at = _instant(request.query_params.get("as_of"))
+    # as_of is waited on only where the route reads it and the caller may ask it (an
+    # auditor): anyone else gets the route's own answer (403, or a list without as_of).
+    at = (_instant(request.query_params.get("as_of"))
+          if "auditor" in roles and _takes_as_of(request) else None)
     if min_position is None and at is None:
         return
     names = views_read(request.url.path)
@@ -80,15 +83,14 @@ async def read_after(request: Request, services: ServicesDep, _: Viewer,
         if min_position > (head or 0):
             # A position comes from a stored event (POST's answer, a receipt): one past
             # the head names nothing yet, and waiting could not make the answer right.
-            raise Problem(422, "Invalid request", f"min_position {min_position} is past "
-                          f"the store's last position ({head or 0}): no such event is stored",
-                          kind="invalid-request")
+            raise invalid(f"min_position {min_position} is past the store's last position "
+                          f"({head or 0}): no such event is stored")
     deadline = time.monotonic() + WAIT_S
     while True:
         low = await run_in_threadpool(watermark, services, names)
         ready = min_position is None or low >= min_position
         if ready and at is not None:
-            ready, low = await run_in_threadpool(covers, services, names, at)
+            ready = await run_in_threadpool(covers, services, low, at)
         if ready:
             return
         if time.monotonic() >= deadline:
@@ -103,6 +105,11 @@ async def read_after(request: Request, services: ServicesDep, _: Viewer,
     raise problem
 
 
+def _takes_as_of(request: Request) -> bool:
+    route = request.scope.get("route")
+    return route is not None and any(p.name == "as_of" for p in route.dependant.query_params)
+
+
 def _instant(raw: str | None) -> datetime | None:
     """``as_of`` as the route will read it; an invalid one is the route's to refuse.
 
@@ -113,9 +120,9 @@ def _instant(raw: str | None) -> datetime | None:
     except Problem:
         return None
     if instant is not None and instant > datetime.now(UTC) + timedelta(seconds=WAIT_S):
-        raise Problem(422, "Invalid request", "as_of lies in the future: events recorded "
-                      "before it may still come, so the answer could change; leave as_of "
-                      "out for the views as they are now", kind="invalid-request")
+        raise invalid("as_of lies in the future: events recorded before it may still come, "
+                      "so the answer could change; leave as_of out for the views as they "
+                      "are now")
     return instant
 
 

@@ -24,12 +24,20 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest.schemas import TYPES
+
 # The text format generate_latest writes (0.0.4), which every Prometheus reads.
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds; reads answered from the cache take well under a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0)
 OUTCOMES = ("accepted", "duplicate", "queued", "invalid", "rejected")
+
+
+# Label values a client cannot multiply: HTTP methods and CloudEvent types outside these
+# are counted as "other" / "unknown".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+KNOWN_TYPES = frozenset(TYPES)
 
 
 class Metrics:
@@ -81,7 +89,10 @@ class Metrics:
             self._ingest.labels(status).inc()
         if types is not None:
             for status, type_ in zip(statuses, types, strict=True):
-                self._ingest_types.labels(status, type_ or "unknown").inc()
+                # Only the known types: a label per publisher-chosen string would grow
+                # the registry without bound.
+                known = type_ if type_ in KNOWN_TYPES else "unknown"
+                self._ingest_types.labels(status, known).inc()
 
     def render(self, projections: Iterable[Mapping[str, Any]] = (),
                pipeline: Mapping[str, Any] | None = None) -> str:
@@ -137,5 +148,6 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_request(scope["method"], template, status,
+            method = scope["method"] if scope["method"] in METHODS else "other"  # any client
+            self.metrics.observe_request(method, template, status,
                                          time.perf_counter() - started)

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from ingest.limits import EARLIEST, LATEST
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
 from projections import anchors, snapshot
@@ -130,6 +131,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "snapshot":
         if args.as_of.utcoffset() is None:
             raise ValueError("--as-of needs a UTC offset, e.g. 2026-03-01T00:00:00Z")
+        if not EARLIEST <= args.as_of <= LATEST:  # compared before any conversion to UTC
+            raise ValueError(f"--as-of must lie between {EARLIEST.isoformat()} and "
+                             f"{LATEST.isoformat()}")
         if args.output.exists():
             raise ValueError(f"{args.output} exists: choose a new file")
         manifest = snapshot.write(build_application(settings), args.as_of, args.output)

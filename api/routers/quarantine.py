@@ -10,22 +10,21 @@ its hash chain cover it, with the acting key's hash as the actor.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 
 from api.auth import Admin, Auditor, caller_actor
 from api.deps import Services, ServicesDep
+from api.params import invalid
 from api.problems import Problem
 from domain.application import PmoApplication
 from domain.operations import Operation
 from domain.values import Envelope
+from projections.lists import BadQuery, decode_cursor, encode_cursor
 from projections.quarantine import NotQuarantined
 
 router = APIRouter(tags=["quarantine"])
@@ -41,16 +40,13 @@ EXAMPLE = {
 
 
 def _cursor(cursor: str | None) -> tuple[str, str] | None:
+    """(projection, aggregate) after which the list resumes: the lists' cursor format."""
     if cursor is None:
         return None
     try:
-        projection, aggregate = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if isinstance(projection, str) and isinstance(aggregate, str):
-            return projection, aggregate
-    except (ValueError, TypeError, binascii.Error):
-        pass
-    raise Problem(422, "Invalid request", "cursor: not a cursor this route gave out",
-                  kind="invalid-request")
+        return decode_cursor(cursor)
+    except BadQuery as e:
+        raise invalid(str(e)) from None
 
 
 @router.get("/v1/quarantine", summary="Quarantined aggregates: first failing position, error",
@@ -66,8 +62,8 @@ def list_quarantined(
     items = [e.as_item() for e in entries[:limit]]
     more = len(entries) > limit
     last = entries[limit - 1] if more else None
-    next_cursor = (base64.urlsafe_b64encode(orjson.dumps([last.projection, last.aggregate]))
-                   .decode() if last is not None else None)
+    next_cursor = (encode_cursor(last.projection, last.aggregate)
+                   if last is not None else None)
     return {"items": items, "next_cursor": next_cursor}
 
 

@@ -144,6 +144,10 @@ def test_a_snapshot_holds_every_view_and_the_trail_as_of_its_instant(tmp_path: P
     code, _, err = run("audit", "snapshot", "--as-of", at, "--output", str(snap),
                        env=env, cwd=tmp_path)
     assert code == 2 and "exists" in err
+    for extreme in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"):
+        code, _, err = run("audit", "snapshot", "--as-of", extreme, "--output",
+                           str(tmp_path / "never.sqlite"), env=env, cwd=tmp_path)
+        assert code == 2 and "must lie between" in err and "Traceback" not in err
     with sqlite3.connect(snap) as conn:
         conn.execute("UPDATE projects SET doc = REPLACE(doc, '\"actual_cost\"', "
                      "'\"actual_cost_\"')")

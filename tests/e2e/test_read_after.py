@@ -86,3 +86,21 @@ def test_a_receipt_says_what_became_of_each_message(client: TestClient) -> None:
     assert_problem(client.get("/v1/receipts", params={"source": "s", "id": "i"},
                               headers=VIEW), 403)
     assert_problem(client.get("/v1/receipts", params={"source": "s"}, headers=PUB), 422)
+
+
+def test_only_a_caller_who_may_ask_as_of_waits_for_it(
+        client: TestClient, services: Services) -> None:
+    assert client.post("/v1/events", json=[portfolio(), proposal("P-1")],
+                       headers=PUB).status_code == 200
+    assert services.runner is not None
+    services.runner.stop()  # the views are behind from here on
+    client.post("/v1/events", json=approval("P-1"), headers=PUB)
+    at = datetime.now(UTC).isoformat()
+    started = time.monotonic()
+    # A viewer may not ask as_of: the route's 403, at once, never a wait then a 503.
+    assert_problem(client.get("/v1/projects/P-1", params={"as_of": at}, headers=VIEW), 403)
+    # A list without as_of ignores it: the (stale) list answers at once.
+    listed = client.get("/v1/portfolios", params={"as_of": at}, headers=AUDIT)
+    assert listed.status_code == 200
+    assert time.monotonic() - started < 1.5
+    assert_problem(client.get("/v1/projects/P-1", params={"as_of": at}, headers=AUDIT), 503)

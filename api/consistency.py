@@ -73,8 +73,7 @@ async def read_after(request: Request, services: ServicesDep, roles: Viewer,
     """Router dependency of the view routes: waits for ``min_position`` / ``as_of``."""
     # as_of is waited on only where the route reads it and the caller may ask it (an
     # auditor): anyone else gets the route's own answer (403, or a list without as_of).
-    at = (_instant(request.query_params.get("as_of"))
-          if "auditor" in roles and _takes_as_of(request) else None)
+    at = _recording_instant(request) if "auditor" in roles else None
     if min_position is None and at is None:
         return
     names = views_read(request.url.path)
@@ -105,24 +104,33 @@ async def read_after(request: Request, services: ServicesDep, roles: Viewer,
     raise problem
 
 
-def _takes_as_of(request: Request) -> bool:
+# The parameters that name a recording instant an answer is given as of: ``as_of``, and a
+# restatement's ``reported_at`` (what was reported then must never change later either).
+RECORDING_INSTANTS = ("as_of", "reported_at")
+
+
+def _recording_instant(request: Request) -> datetime | None:
+    """The recording instant the route reads, if it reads one and it was given."""
     route = request.scope.get("route")
-    return route is not None and any(p.name == "as_of" for p in route.dependant.query_params)
+    declared = {p.name for p in route.dependant.query_params} if route is not None else set()
+    for name in RECORDING_INSTANTS:
+        if name in declared and name in request.query_params:
+            return _instant(name, request.query_params[name])
+    return None
 
 
-def _instant(raw: str | None) -> datetime | None:
-    """``as_of`` as the route will read it; an invalid one is the route's to refuse.
+def _instant(name: str, raw: str) -> datetime | None:
+    """``raw`` as the route will read it; an invalid one is the route's to refuse.
 
     An instant later than the wait can reach is refused here (422): events recorded
     before it may still come, so no answer for it could be final."""
     try:
-        instant = parse_instant("as_of", raw)
+        instant = parse_instant(name, raw)
     except Problem:
         return None
     if instant is not None and instant > datetime.now(UTC) + timedelta(seconds=WAIT_S):
-        raise invalid("as_of lies in the future: events recorded before it may still come, "
-                      "so the answer could change; leave as_of out for the views as they "
-                      "are now")
+        raise invalid(f"{name} lies in the future: events recorded before it may still "
+                      "come, so the answer could change")
     return instant
 
 

@@ -87,3 +87,7 @@ def test_restatements_over_http(client: TestClient, services: Services) -> None:
                               headers=AUDIT), 422)
     assert_problem(client.get("/v1/portfolios/nope/restatements", params=params,
                               headers=AUDIT), 404)
+    # A report "made" in the future could still change: refused, as a future as_of is.
+    future = client.get(path, params={**params, "reported_at": "2999-01-01T00:00:00Z"},
+                        headers=AUDIT)
+    assert "reported_at lies in the future" in assert_problem(future, 422)["detail"]

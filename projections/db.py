@@ -33,6 +33,7 @@ try:
 except ImportError:  # not on POSIX: SQLite's own busy handler is the only arbiter
     fcntl = None  # type: ignore[assignment]
 
+from storage.sqlite_wal import enter_wal
 from storage.urls import StoreUrl
 
 Row = tuple[Any, ...]
@@ -153,7 +154,7 @@ class Db:
         if self.kind == "sqlite":
             conn: Any = sqlite3.connect(self.url.path, isolation_level=None,
                                         check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
+            enter_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
         else:
             conn = psycopg.connect(self.url.psycopg_conninfo(), autocommit=True,

@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import psycopg
 from psycopg import sql
 
+from storage.sqlite_wal import prepare_wal_file
+
 
 @dataclass(frozen=True, slots=True)
 class StoreUrl:
@@ -53,6 +55,7 @@ class StoreUrl:
         """The eventsourcing environment of the PMO application for this store."""
         if self.kind == "sqlite":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            prepare_wal_file(self.path)
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": self.path,

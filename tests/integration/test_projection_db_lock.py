@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -79,3 +80,25 @@ def test_a_writer_waits_for_the_lock_file_and_starts_as_soon_as_it_frees(tmp_pat
     thread.join()
     assert db.query("SELECT COUNT(*) FROM t") == [(1,)]
     db.close()
+
+
+def test_a_new_file_is_opened_while_another_process_writes_it_in_rollback_mode(
+        tmp_path: Path) -> None:
+    """Two workers starting together on a new store: one still creates its tables in
+    rollback mode (a RESERVED lock) while the other switches the file to WAL, which SQLite
+    answers BUSY at once, without its busy handler. The opener waits, it does not die."""
+    path = tmp_path / "views.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE t (n INTEGER)")
+    other.execute("INSERT INTO t VALUES (1)")
+    released = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    released.start()
+    db = Db(_url(path))
+    try:
+        assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+        assert db.query("SELECT n FROM t") == [(1,)]
+    finally:
+        released.join()
+        db.close()
+        other.close()

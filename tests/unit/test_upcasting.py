@@ -10,14 +10,19 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+import pytest
 from eventsourcing.persistence import Notification, StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from consumers.codec import EventDecoder, encode
 from domain.application import PmoApplication
+from domain.commands import ReportStatus
 from domain.project import Project, status_date_of
 from domain.values import Colour, Envelope
+from ingest.jsonschemas import data_schemas
+from ingest.schemas import TYPES
 from projections.feed import RecordedEvent
 from projections.folds import Doc, fold_all, fold_project
 from storage.transcoder import FastJSONTranscoder
@@ -25,6 +30,7 @@ from storage.transcoder import FastJSONTranscoder
 APP = PmoApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
                      transcoder=FastJSONTranscoder())
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TOPIC = "pmo.project.status_reported"
 
 
 def env(n: int, time: datetime = START) -> Envelope:
@@ -131,3 +137,18 @@ def test_a_v1_report_on_pmo_events_is_upcast_by_its_consumers() -> None:
         UUID(str(last.originator_id)), last.originator_version, last.topic, last.state))
     assert isinstance(event, Project.StatusReported)
     assert event.status_date == date(2026, 5, 31)
+
+
+def test_status_date_is_optional_on_the_wire_and_checked_when_given() -> None:
+    schema = data_schemas()[TOPIC]
+    assert "status_date" in schema["properties"]
+    assert "status_date" not in schema["required"]  # every v1 publisher stays valid
+    model, to_command = TYPES[TOPIC]
+    wire = {"overall": "green", "scope": "green", "schedule": "amber", "budget": "red",
+            "percent_complete": "10", "summary": "ok"}
+    command = to_command("P-UP", model.model_validate(wire))
+    assert isinstance(command, ReportStatus) and command.status_date is None
+    command = to_command("P-UP", model.model_validate({**wire, "status_date": "2026-02-27"}))
+    assert isinstance(command, ReportStatus) and command.status_date == date(2026, 2, 27)
+    with pytest.raises(ValidationError):
+        model.model_validate({**wire, "status_date": "2026-02-30"})

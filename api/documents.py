@@ -143,6 +143,7 @@ class Project(Doc):
     finished_on: date | None
     health: Health
     percent_complete: float | None
+    status_date: date | None = None
     milestones: list[Milestone]
     open_risks: list[Risk]
     objectives: list[Contribution] = []

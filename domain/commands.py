@@ -150,6 +150,7 @@ class ReportStatus(Command):
     budget: Colour
     percent_complete: Decimal
     summary: str
+    status_date: date | None = None  # v2 of the event; absent: the day of its time
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,7 +256,8 @@ DECISIONS: dict[type[c.Command], Decision] = {
         lambda p, cmd, env: p.achieve_milestone(cmd.milestone_id, cmd.achieved_on, env)),
     c.ReportStatus: _on_project(
         lambda p, cmd, env: p.report_status(cmd.overall, cmd.scope, cmd.schedule, cmd.budget,
-                                            cmd.percent_complete, cmd.summary, env)),
+                                            cmd.percent_complete, cmd.summary, env,
+                                            cmd.status_date)),
     c.RaiseRisk: _on_project(
         lambda p, cmd, env: p.raise_risk(cmd.risk_id, cmd.title, cmd.probability, cmd.impact,
                                          env)),

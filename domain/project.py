@@ -9,7 +9,7 @@ application, which calls these commands once they hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -224,13 +224,23 @@ class Project(BaseAggregate[UUID]):
             p.milestones[self.milestone_id]["achieved_on"] = self.achieved_on
 
     class StatusReported(Event):
+        """v2 added ``status_date``: the day the report describes (PMI's status date)."""
+
         TOPIC = "pmo.project.status_reported"
+        class_version = 2
         overall: Colour
         scope: Colour
         schedule: Colour
         budget: Colour
         percent_complete: Decimal
         summary: str
+        status_date: date
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """A v1 report described the day it was published: the default of v2 too.
+            Applied on read only; the stored bytes (which the audit chain hashes) stay."""
+            state["status_date"] = status_date_of(state["time"])
 
         def apply(self, p: Project) -> None:
             p.last_status = {
@@ -386,13 +396,17 @@ class Project(BaseAggregate[UUID]):
                       achieved_on=achieved_on)
 
     def report_status(self, overall: Colour, scope: Colour, schedule: Colour, budget: Colour,
-                      percent_complete: Decimal, summary: str, envelope: Envelope) -> None:
+                      percent_complete: Decimal, summary: str, envelope: Envelope,
+                      status_date: date | None = None) -> None:
+        """``status_date``: the day the report describes; by default the day of its ``time``."""
         self.require("status_reported")
         if not Decimal(0) <= percent_complete <= Decimal(100):
             raise InvalidValue(f"percent_complete must be 0 to 100, got {percent_complete}")
         self._trigger(self.StatusReported, envelope, overall=overall, scope=scope,
                       schedule=schedule, budget=budget, percent_complete=percent_complete,
-                      summary=summary)
+                      summary=summary,
+                      status_date=status_date if status_date is not None
+                      else status_date_of(envelope.time))
 
     def raise_risk(self, risk_id: str, title: str, probability: Decimal, impact: int,
                    envelope: Envelope) -> None:
@@ -428,6 +442,12 @@ class Project(BaseAggregate[UUID]):
 
     def _trigger(self, event_class: type[Project.Event], envelope: Envelope, **data: Any) -> None:
         trigger(self, event_class, envelope, **data)
+
+
+def status_date_of(time: datetime) -> date:
+    """The status date of a report that names none: the UTC day of its ``time`` (the
+    publisher's instant, so a replay or an upcast on another day derives the same)."""
+    return time.astimezone(UTC).date()
 
 
 def _require_non_negative(name: str, amount: Decimal) -> None:

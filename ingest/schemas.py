@@ -151,6 +151,8 @@ class StatusReported(Data):
     budget: Rag
     percent_complete: Percent
     summary: LongText
+    # Added with the event's v2; optional so that every v1 publisher stays valid.
+    status_date: Day | None = None
 
 
 class RiskRaised(Data):
@@ -191,7 +193,7 @@ def _propose(subject: str, d: ProjectProposed) -> c.Command:
 
 def _status(subject: str, d: StatusReported) -> c.Command:
     return c.ReportStatus(subject, Colour(d.overall), Colour(d.scope), Colour(d.schedule),
-                          Colour(d.budget), d.percent_complete, d.summary)
+                          Colour(d.budget), d.percent_complete, d.summary, d.status_date)
 
 
 def _open(subject: str, d: PortfolioOpened) -> c.Command:

@@ -8,9 +8,11 @@ money, dates and instants stay the decimal and ISO strings the store holds.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from domain.project import status_date_of
 from projections.feed import RecordedEvent, value
 
 Doc = dict[str, Any]
@@ -35,7 +37,7 @@ def fold_project(doc: Doc | None, e: RecordedEvent) -> Doc | None:
             "planned_finish": value(p, "planned_finish"),
             "baseline_finish": None, "started_on": None, "finished_on": None,
             "health": {"overall": None, "scope": None, "schedule": None, "budget": None},
-            "percent_complete": None, "milestones": {}, "open_risks": {},
+            "percent_complete": None, "status_date": None, "milestones": {}, "open_risks": {},
             "objectives": [{"objective_id": o["objective_id"],
                             "contribution": value(o, "contribution")}
                            for o in p.get("objectives") or ()],
@@ -48,6 +50,7 @@ def fold_project(doc: Doc | None, e: RecordedEvent) -> Doc | None:
     elif kind == "status_reported":
         doc["health"] = {k: value(p, k) for k in ("overall", "scope", "schedule", "budget")}
         doc["percent_complete"] = value(p, "percent_complete")
+        doc["status_date"] = status_date(p)
     elif kind == "approved":
         doc["state"] = "approved"
         doc["approved_budget"] = value(p, "approved_budget")
@@ -81,6 +84,16 @@ def fold_project(doc: Doc | None, e: RecordedEvent) -> Doc | None:
         doc["open_risks"].pop(p["risk_id"], None)
     doc["updated_at"] = e.recorded_at_iso
     return _event(doc, e)
+
+
+def status_date(p: dict[str, Any]) -> str:
+    """The day a status report describes. A v1 report (stored before v2 added the field)
+    is read as the domain's upcaster reads it: the UTC day of its ``time``. The stored
+    bytes are never rewritten (the audit chain hashes them)."""
+    stored: str | None = value(p, "status_date")
+    if stored is not None:
+        return stored
+    return status_date_of(datetime.fromisoformat(value(p, "time"))).isoformat()
 
 
 _STATE_ONLY = {"rejected": "rejected", "put_on_hold": "on_hold", "resumed": "active",

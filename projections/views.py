@@ -92,6 +92,7 @@ def project_view(doc: Doc, on: date) -> dict[str, Any]:
         "finished_on": doc["finished_on"], "health": doc["health"],
         "percent_complete": u.figure("percent_complete", lambda: _number(
             doc["percent_complete"])),
+        "status_date": doc.get("status_date"),  # docs folded before v2 lack it until a replay
         "milestones": [{"milestone_id": m_id, **m} for m_id, m in doc["milestones"].items()],
         "open_risks": [{"risk_id": r_id, "title": r["title"],
                         "probability": _num(r["probability"]), "impact": r["impact"]}

@@ -64,7 +64,8 @@ def client(store_url: str, tmp_path: Path) -> Iterator[TestClient]:
                  incurred_on=date(2020, 2, 1), category="labour", reference="r")
         old.then(p, Project.StatusReported, overall=Colour("green"), scope=Colour("green"),
                  schedule=Colour("green"), budget=Colour("green"),
-                 percent_complete=Decimal("33.3"), summary="ok")
+                 percent_complete=Decimal("33.3"), summary="ok",
+                 status_date=date(2020, 3, 1))
         projects.append(p)
     old.then(projects[1], Project.Completed, finished_on=date(2021, 1, 1), outcome=None)
     services.app.save(folio, program, manager, *projects)

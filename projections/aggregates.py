@@ -12,6 +12,9 @@ from typing import Any, ClassVar
 
 import orjson
 
+from domain.manager import Manager
+from domain.portfolio import Portfolio
+from domain.program import Program
 from projections.base import Projection
 from projections.db import Tx, chunks, in_list
 from projections.feed import RecordedEvent
@@ -141,7 +144,7 @@ class PortfolioProjection(DocProjection):
     """
 
     name = "portfolios"
-    topics = ("pmo.portfolio.",)
+    topics = (f"{Portfolio.TOPIC}.",)
     table = "pv_portfolios"
     tables = (table, "pv_portfolio_history", "pv_portfolio_times")
     key_field = "portfolio_id"
@@ -201,7 +204,7 @@ class ProgramProjection(DocProjection):
     """Programs: name, portfolio and manager (the roll-up comes from its projects)."""
 
     name = "programs"
-    topics = ("pmo.program.",)
+    topics = (f"{Program.TOPIC}.",)
     table = "pv_programs"
     tables = (table,)
     key_field = "program_id"
@@ -213,7 +216,7 @@ class ManagerProjection(DocProjection):
     """The manager pool: capacity, pool membership, projects held."""
 
     name = "managers"
-    topics = ("pmo.manager.",)
+    topics = (f"{Manager.TOPIC}.",)
     table = "pv_managers"
     tables = (table,)
     key_field = "manager_id"

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from domain.project import Project
 from projections.aggregates import DocProjection
 from projections.db import Tx
 from projections.feed import RecordedEvent
@@ -69,7 +70,7 @@ class ProjectProjection(DocProjection):
     """Projects: state, money, health, milestones, risks; and their figures over time."""
 
     name = "projects"
-    topics = ("pmo.project.",)
+    topics = (f"{Project.TOPIC}.",)
     table = "pv_projects"
     history = "pv_project_history"
     tables = (table, history, "pv_project_snapshots")

@@ -23,6 +23,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from domain.values import BUDGET_HOLDING_STATES, LIVE_STATES, TERMINAL_STATES, ProjectState
 from projections.folds import Doc
 from projections.kpi import (
     COMPUTE_ERRORS,
@@ -45,10 +46,12 @@ from projections.projects import (
     kpis_of,
 )
 
-STATES = ("proposed", "approved", "rejected", "active", "on_hold", "completed", "cancelled")
-LIVE = frozenset({"approved", "active", "on_hold"})
-BUDGET_HOLDING = LIVE | {"completed"}
-TERMINAL = frozenset({"rejected", "completed", "cancelled"})
+# The project states as the views spell them: the domain's ``ProjectState`` values.
+STATES = tuple(s.value for s in ProjectState)
+LIVE = frozenset(s.value for s in LIVE_STATES)
+BUDGET_HOLDING = frozenset(s.value for s in BUDGET_HOLDING_STATES)
+TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+_COMPLETED = ProjectState.COMPLETED.value
 
 
 def _s(amount: Decimal | None) -> str | None:
@@ -197,7 +200,7 @@ def _variance(rows: Evaluated) -> Decimal:
 def manager_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
     """``rows``: the projects whose current manager this is (terminal ones included)."""
     u = Unavailable()
-    completed = [(f[F_FINISHED], f[F_BASELINE]) for f, _ in rows if f[F_STATE] == "completed"]
+    completed = [(f[F_FINISHED], f[F_BASELINE]) for f, _ in rows if f[F_STATE] == _COMPLETED]
     failing = sum(1 for _, k in rows if "estimate_at_completion" in k.unavailable)
     if failing:
         u["budget_variance"] = f"not computable: unavailable for {failing} of the projects"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from domain.base import PmoEvent
 from domain.catalogue import topic_of
@@ -25,31 +25,30 @@ from domain.portfolio import Portfolio
 from domain.program import Program
 from domain.project import Project
 from domain.values import ProjectState
+from projections.documents import ManagerDoc, PortfolioDoc, ProgramDoc, ProjectDoc, Versioned
 from projections.feed import RecordedEvent, value
 
-Doc = dict[str, Any]
+Doc = dict[str, Any]  # any view's doc, as JSON (``projections.documents`` says each one's)
 Payload = dict[str, Any]
-Step = Callable[[Doc, Payload], None]  # one event's change to a doc that exists
-
-_HEALTH = ("overall", "scope", "schedule", "budget")
-
+D = TypeVar("D", bound=Versioned)
+Step = Callable[[D, Payload], None]  # one event's change to a doc that exists
 
 def topics(events: Iterable[type[PmoEvent]]) -> frozenset[str]:
     return frozenset(topic_of(e) for e in events)
 
 
-def _by_topic(steps: dict[type[PmoEvent], Step]) -> dict[str, Step]:
+def _by_topic(steps: dict[type[PmoEvent], Step[D]]) -> dict[str, Step[D]]:
     return {topic_of(e): step for e, step in steps.items()}
 
 
-def _event(doc: Doc, e: RecordedEvent) -> Doc:
+def _event(doc: D, e: RecordedEvent) -> D:
     doc["version"] = e.originator_version
     return doc
 
 
 # -- projects ---------------------------------------------------------------------
 
-def _new_project(e: RecordedEvent) -> Doc:
+def _new_project(e: RecordedEvent) -> ProjectDoc:
     p = e.payload
     return {
         "id": e.oid_hex, "project_id": p["key"], "portfolio_id": p["portfolio_id"],
@@ -72,73 +71,74 @@ def _new_project(e: RecordedEvent) -> Doc:
 _PROPOSED_STATE = ProjectState.PROPOSED.value
 
 
-def _to(state: ProjectState) -> Step:
+def _to(state: ProjectState) -> Step[ProjectDoc]:
     """A step that only moves the project to ``state``."""
     name = state.value
 
-    def step(doc: Doc, p: Payload) -> None:
+    def step(doc: ProjectDoc, p: Payload) -> None:
         doc["state"] = name
 
     return step
 
 
-def _cost_recorded(doc: Doc, p: Payload) -> None:
+def _cost_recorded(doc: ProjectDoc, p: Payload) -> None:
     doc["actual_cost"] = str(Decimal(doc["actual_cost"]) + Decimal(value(p, "amount")))
 
 
-def _status_reported(doc: Doc, p: Payload) -> None:
-    doc["health"] = {k: value(p, k) for k in _HEALTH}
+def _status_reported(doc: ProjectDoc, p: Payload) -> None:
+    doc["health"] = {"overall": value(p, "overall"), "scope": value(p, "scope"),
+                     "schedule": value(p, "schedule"), "budget": value(p, "budget")}
     doc["percent_complete"] = value(p, "percent_complete")
 
 
-def _approved(doc: Doc, p: Payload) -> None:
+def _approved(doc: ProjectDoc, p: Payload) -> None:
     doc["state"] = _APPROVED
     doc["approved_budget"] = value(p, "approved_budget")
     doc["baseline_finish"] = doc["planned_finish"]
 
 
-def _budget_changed(doc: Doc, p: Payload) -> None:
+def _budget_changed(doc: ProjectDoc, p: Payload) -> None:
     doc["approved_budget"] = value(p, "approved_budget")
 
 
-def _forecast_updated(doc: Doc, p: Payload) -> None:
+def _forecast_updated(doc: ProjectDoc, p: Payload) -> None:
     doc["forecast_eac"] = value(p, "estimate_at_completion")
 
 
-def _manager_assigned(doc: Doc, p: Payload) -> None:
+def _manager_assigned(doc: ProjectDoc, p: Payload) -> None:
     doc["manager_id"] = p["manager_id"]
 
 
-def _started(doc: Doc, p: Payload) -> None:
+def _started(doc: ProjectDoc, p: Payload) -> None:
     doc["state"] = _ACTIVE
     doc["started_on"] = value(p, "started_on")
 
 
-def _completed(doc: Doc, p: Payload) -> None:
+def _completed(doc: ProjectDoc, p: Payload) -> None:
     doc["state"] = _COMPLETED
     doc["finished_on"] = value(p, "finished_on")
 
 
-def _schedule_changed(doc: Doc, p: Payload) -> None:
+def _schedule_changed(doc: ProjectDoc, p: Payload) -> None:
     doc["planned_finish"] = value(p, "planned_finish")
 
 
-def _milestone_planned(doc: Doc, p: Payload) -> None:
+def _milestone_planned(doc: ProjectDoc, p: Payload) -> None:
     doc["milestones"][p["milestone_id"]] = {"name": p["name"], "due": value(p, "due"),
                                             "achieved_on": None}
 
 
-def _milestone_achieved(doc: Doc, p: Payload) -> None:
+def _milestone_achieved(doc: ProjectDoc, p: Payload) -> None:
     doc["milestones"][p["milestone_id"]]["achieved_on"] = value(p, "achieved_on")
 
 
-def _risk_raised(doc: Doc, p: Payload) -> None:
+def _risk_raised(doc: ProjectDoc, p: Payload) -> None:
     doc["open_risks"][p["risk_id"]] = {"title": p["title"],
                                        "probability": value(p, "probability"),
                                        "impact": p["impact"]}
 
 
-def _risk_closed(doc: Doc, p: Payload) -> None:
+def _risk_closed(doc: ProjectDoc, p: Payload) -> None:
     doc["open_risks"].pop(p["risk_id"], None)
 
 
@@ -147,7 +147,7 @@ _ACTIVE = ProjectState.ACTIVE.value
 _COMPLETED = ProjectState.COMPLETED.value
 
 # What each project event after the first changes in its doc (most frequent first).
-PROJECT_STEPS: dict[type[PmoEvent], Step] = {
+PROJECT_STEPS: dict[type[PmoEvent], Step[ProjectDoc]] = {
     Project.CostRecorded: _cost_recorded,
     Project.StatusReported: _status_reported,
     Project.Approved: _approved,
@@ -170,7 +170,7 @@ _PROJECT = _by_topic(PROJECT_STEPS)
 _PROJECT_CREATED = topic_of(Project.Proposed)
 
 
-def fold_project(doc: Doc | None, e: RecordedEvent) -> Doc | None:
+def fold_project(doc: ProjectDoc | None, e: RecordedEvent) -> ProjectDoc | None:
     topic = e.topic
     if topic == _PROJECT_CREATED:
         doc = _new_project(e)
@@ -194,11 +194,11 @@ FIGURE_EVENTS = topics((
 
 # -- portfolios, programs, managers -------------------------------------------------
 
-def _objective_set(doc: Doc, p: Payload) -> None:
+def _objective_set(doc: PortfolioDoc, p: Payload) -> None:
     doc["objectives"][p["objective_id"]] = {"title": p["title"], "weight": value(p, "weight")}
 
 
-PORTFOLIO_STEPS: dict[type[PmoEvent], Step] = {Portfolio.ObjectiveSet: _objective_set}
+PORTFOLIO_STEPS: dict[type[PmoEvent], Step[PortfolioDoc]] = {Portfolio.ObjectiveSet: _objective_set}
 _PORTFOLIO = _by_topic(PORTFOLIO_STEPS)
 _PORTFOLIO_CREATED = topic_of(Portfolio.Opened)
 
@@ -210,7 +210,7 @@ VERSION_ONLY: dict[type[PmoEvent], str] = {
 BUDGET_BOOKKEEPING = topics((Portfolio.BudgetCommitted, Portfolio.BudgetReleased))
 
 
-def fold_portfolio(doc: Doc | None, e: RecordedEvent) -> Doc | None:
+def fold_portfolio(doc: PortfolioDoc | None, e: RecordedEvent) -> PortfolioDoc | None:
     topic = e.topic
     if topic in BUDGET_BOOKKEEPING:
         # The envelope rule's bookkeeping, most of a portfolio's events: the view derives
@@ -234,7 +234,7 @@ def fold_portfolio(doc: Doc | None, e: RecordedEvent) -> Doc | None:
 _PROGRAM_CREATED = topic_of(Program.Launched)
 
 
-def fold_program(doc: Doc | None, e: RecordedEvent) -> Doc | None:
+def fold_program(doc: ProgramDoc | None, e: RecordedEvent) -> ProgramDoc | None:
     if e.topic == _PROGRAM_CREATED:
         p = e.payload
         doc = {"id": e.oid_hex, "program_id": p["key"],
@@ -245,27 +245,27 @@ def fold_program(doc: Doc | None, e: RecordedEvent) -> Doc | None:
     return _event(doc, e)
 
 
-def _capacity_changed(doc: Doc, p: Payload) -> None:
+def _capacity_changed(doc: ManagerDoc, p: Payload) -> None:
     doc["capacity"] = p["capacity"]
 
 
-def _left_pool(doc: Doc, p: Payload) -> None:
+def _left_pool(doc: ManagerDoc, p: Payload) -> None:
     doc["in_pool"] = False
 
 
-def _project_assigned(doc: Doc, p: Payload) -> None:
+def _project_assigned(doc: ManagerDoc, p: Payload) -> None:
     if p["project_id"] not in doc["projects"]:
         doc["projects"].append(p["project_id"])
     if p["project_id"] not in doc["assigned_ever"]:  # as-of KPIs look among these
         doc["assigned_ever"].append(p["project_id"])
 
 
-def _project_released(doc: Doc, p: Payload) -> None:
+def _project_released(doc: ManagerDoc, p: Payload) -> None:
     if p["project_id"] in doc["projects"]:
         doc["projects"].remove(p["project_id"])
 
 
-MANAGER_STEPS: dict[type[PmoEvent], Step] = {
+MANAGER_STEPS: dict[type[PmoEvent], Step[ManagerDoc]] = {
     Manager.CapacityChanged: _capacity_changed,
     Manager.LeftPool: _left_pool,
     Manager.ProjectAssigned: _project_assigned,
@@ -275,7 +275,7 @@ _MANAGER = _by_topic(MANAGER_STEPS)
 _MANAGER_CREATED = topic_of(Manager.Registered)
 
 
-def fold_manager(doc: Doc | None, e: RecordedEvent) -> Doc | None:
+def fold_manager(doc: ManagerDoc | None, e: RecordedEvent) -> ManagerDoc | None:
     p = e.payload
     topic = e.topic
     if topic == _MANAGER_CREATED:

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, get_args
+from uuid import UUID
 
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Mapper,
+    UUIDAsHex,
+)
 from pydantic import BaseModel
 
 from api.documents import ByState, State
@@ -32,7 +40,7 @@ from domain.manager import Manager
 from domain.portfolio import Portfolio
 from domain.program import Program
 from domain.project import ALLOWED_FROM, Project
-from domain.values import Colour, PmoType, ProjectState
+from domain.values import Colour, PmoType, ProjectState, transcodings
 from ingest.cloudevents import parse_structured
 from ingest.jsonschemas import schema_of
 from ingest.schemas import TYPES
@@ -40,7 +48,9 @@ from ingest.service import to_command
 from pmo.demo_data import generate
 from projections import folds, views
 from projections.aggregates import ManagerProjection, PortfolioProjection, ProgramProjection
-from projections.projects import ProjectProjection
+from projections.documents import Fig, ManagerDoc, PortfolioDoc, ProgramDoc, ProjectDoc
+from projections.feed import RecordedEvent, to_recorded
+from projections.projects import ProjectProjection, fig_of, fig_row
 from tests.unit.fakes import FakeAggregates, envelope
 
 # CONTRACT section 3: each type with its data fields ("?": optional).
@@ -274,3 +284,52 @@ def test_creating_commands_and_the_lifecycle_follow_the_domain() -> None:
              if aggregate_of(e) is Project and e is not Project.Proposed}
     assert names == set(ALLOWED_FROM)
     assert set(ByState.model_fields) == {s.value for s in ProjectState}
+
+
+def _recorded(stories: list[c.Command]) -> list[RecordedEvent]:
+    """The events the story decides, as the views receive them (stored JSON, in order)."""
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), *transcodings()):
+        transcoder.register(transcoding)
+    mapper: Mapper[UUID] = Mapper(transcoder=transcoder)
+    aggs = FakeAggregates()
+    for command in stories:
+        aggs.run(command)
+    events = sorted((e for a in aggs.by_id.values() for e in a.pending_events),
+                    key=lambda e: e.timestamp)
+    return [to_recorded(mapper, n, mapper.to_stored_event(e)) for n, e in enumerate(events, 1)]
+
+
+def test_the_document_types_are_what_the_folds_keep() -> None:
+    docs: dict[str, dict[str, Any]] = {}
+    shapes = {Project: (folds.fold_project, ProjectDoc), Portfolio: (folds.fold_portfolio,
+              PortfolioDoc), Program: (folds.fold_program, ProgramDoc),
+              Manager: (folds.fold_manager, ManagerDoc)}
+    kinds = {f"{a.TOPIC}.": a for a in shapes}
+    for e in _recorded(STORY):
+        aggregate = next((a for p, a in kinds.items() if e.topic.startswith(p)), None)
+        if aggregate is not None:
+            fold, shape = shapes[aggregate]
+            doc = fold(docs.get(e.oid_hex), e)  # type: ignore[arg-type]
+            assert doc is not None
+            docs[e.oid_hex] = doc  # type: ignore[assignment]
+            assert set(doc) <= shape.__required_keys__ | shape.__optional_keys__, e.topic
+            assert set(doc) >= shape.__required_keys__ - {"valid_us"}, e.topic
+    assert len(docs) == 6  # one portfolio, one manager, one programme, three projects
+    assert {d["state"] for d in docs.values() if "state" in d} <= set(views.STATES)
+
+
+def test_a_figure_row_reads_back_field_by_field() -> None:
+    [e] = [e for e in _recorded(STORY[:6]) if e.topic == topic_of(Project.Proposed)]
+    doc = folds.fold_project(None, e)
+    assert doc is not None
+    doc.update(approved_budget="90", forecast_eac="100", percent_complete="50",
+               baseline_finish="2026-12-31", finished_on="2026-12-01", manager_id="M1",
+               program_id="G1", health={**doc["health"], "overall": "green"})
+    fig = fig_of(doc)
+    assert fig == Fig(key=doc["project_id"], state=doc["state"], overall="green", bac="90",
+                      ac=doc["actual_cost"], percent_complete="50", forecast_eac="100",
+                      planned_start=doc["planned_start"], baseline_finish="2026-12-31",
+                      finished_on="2026-12-01", manager_id="M1", program_id="G1",
+                      objectives=[])
+    assert list(fig) == fig_row(doc)  # stored as that list, read back as the row

@@ -106,11 +106,10 @@ CONSEQUENCES: dict[type[PmoEvent], str] = {
     Portfolio.BudgetReleased: "the envelope's bookkeeping when a project is cancelled",
     Manager.ProjectAssigned: "the manager's side of pmo.project.manager_assigned",
     Manager.ProjectReleased: "the manager's side of a reassignment or a terminal project",
-    Operation.QuarantineRetried: "an operator re-applied a quarantined aggregate (pmo audit)",
+    Operation.QuarantineRetried: "an operator re-applied a quarantined aggregate's events",
     Operation.QuarantineEvicted: "an operator dropped a quarantined aggregate's view rows",
 }
 
-BY_TYPE: dict[str, EventSpec] = {spec.type: spec for spec in CATALOGUE}
 BY_COMMAND: dict[type[c.Command], EventSpec] = {spec.command: spec for spec in CATALOGUE}
 DECISIONS: dict[type[c.Command], d.Decision] = {spec.command: spec.decide for spec in CATALOGUE}
 

@@ -33,6 +33,7 @@ Payload = dict[str, Any]
 D = TypeVar("D", bound=Versioned)
 Step = Callable[[D, Payload], None]  # one event's change to a doc that exists
 
+
 def topics(events: Iterable[type[PmoEvent]]) -> frozenset[str]:
     return frozenset(topic_of(e) for e in events)
 
@@ -47,6 +48,13 @@ def _event(doc: D, e: RecordedEvent) -> D:
 
 
 # -- projects ---------------------------------------------------------------------
+
+# The states as docs spell them (looked up once: an enum's ``value`` is a slow property).
+_PROPOSED_STATE = ProjectState.PROPOSED.value
+_APPROVED = ProjectState.APPROVED.value
+_ACTIVE = ProjectState.ACTIVE.value
+_COMPLETED = ProjectState.COMPLETED.value
+
 
 def _new_project(e: RecordedEvent) -> ProjectDoc:
     p = e.payload
@@ -67,8 +75,6 @@ def _new_project(e: RecordedEvent) -> ProjectDoc:
         "proposed_at": e.recorded_at_iso,
     }
 
-
-_PROPOSED_STATE = ProjectState.PROPOSED.value
 
 
 def _to(state: ProjectState) -> Step[ProjectDoc]:
@@ -141,10 +147,6 @@ def _risk_raised(doc: ProjectDoc, p: Payload) -> None:
 def _risk_closed(doc: ProjectDoc, p: Payload) -> None:
     doc["open_risks"].pop(p["risk_id"], None)
 
-
-_APPROVED = ProjectState.APPROVED.value
-_ACTIVE = ProjectState.ACTIVE.value
-_COMPLETED = ProjectState.COMPLETED.value
 
 # What each project event after the first changes in its doc (most frequent first).
 PROJECT_STEPS: dict[type[PmoEvent], Step[ProjectDoc]] = {

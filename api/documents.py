@@ -17,6 +17,7 @@ Money = Annotated[str, Field(description="a decimal string, e.g. \"1234.50\"",
                              examples=["1234.50"])]
 Ratio = Annotated[float | None, Field(description="null when undefined")]
 Colour = Literal["green", "amber", "red"]
+# ProjectState's values (a type needs them spelled; tests/unit/test_event_catalogue checks).
 State = Literal["proposed", "approved", "rejected", "active", "on_hold", "completed",
                 "cancelled"]
 Cursor = Annotated[str | None, Field(description="give it as ?cursor= for the next page; "

@@ -58,10 +58,10 @@ def _create(settings: Settings, full: list[str]) -> None:
                    for name in full if name not in existing}
         if missing:
             response = admin.create_topics(missing, timeout_ms=30_000, raise_errors=False)
-            for topic in response["topics"]:
-                error = for_code(topic["error_code"])
-                if topic["error_code"] and error is not TopicAlreadyExistsError:
-                    raise error(f"creating {topic['name']}: {topic.get('error_message')}")
+            for answer in response["topics"]:
+                error = for_code(answer["error_code"])
+                if answer["error_code"] and error is not TopicAlreadyExistsError:
+                    raise error(f"creating {answer['name']}: {answer.get('error_message')}")
         admin.wait_for_topics(full, timeout_ms=30_000)
     finally:
         admin.close()

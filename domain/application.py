@@ -29,9 +29,8 @@ from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
 from eventsourcing.utils import register_topic
 
-from domain import commands as c
+from domain.catalogue import CREATES, decide
 from domain.commands import Command
-from domain.decisions import decide
 from domain.errors import DomainRejection
 from domain.manager import Manager
 from domain.portfolio import Portfolio
@@ -49,12 +48,6 @@ _UNSEEN: Any = object()  # not yet looked up by this unit of work (None: looked 
 # snapshot classes: without this a new process cannot load a snapshotted aggregate.
 for _aggregate in (Portfolio, Program, Project, Manager):
     register_topic(_aggregate.Snapshot.TOPIC, _aggregate.Snapshot)
-
-# Commands that create an aggregate: a batch asks the store once which already exist.
-CREATES: dict[type[Command], type[BaseAggregate[UUID]]] = {
-    c.OpenPortfolio: Portfolio, c.RegisterManager: Manager, c.LaunchProgram: Program,
-    c.ProposeProject: Project,
-}
 
 
 @dataclass(frozen=True, slots=True)

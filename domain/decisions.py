@@ -1,9 +1,10 @@
 """How the PMO decides each command, across aggregates, under its governance type.
 
-Pure: the aggregates come from an ``Aggregates`` port (the application's unit of
-work, or an in-memory fake in unit tests). Every check that can refuse runs
-before the first event is triggered on any aggregate, so a refused command
-leaves every aggregate exactly as it was.
+Which function decides which command is said once, in ``domain.catalogue``
+(``decide`` dispatches there). Pure: the aggregates come from an ``Aggregates`` port
+(the application's unit of work, or an in-memory fake in unit tests). Every check
+that can refuse runs before the first event is triggered on any aggregate, so a
+refused command leaves every aggregate exactly as it was.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def cancel_project(cmd: c.CancelProject, env: Envelope, aggs: Aggregates) -> Pro
     return project
 
 
-def _on_project(apply: Callable[[Project, Any, Envelope], None]) -> Callable[
+def on_project(apply: Callable[[Project, Any, Envelope], None]) -> Callable[
         [Any, Envelope, Aggregates], Project]:
     """A command that touches only its project."""
 
@@ -228,45 +229,5 @@ def _release_manager(aggs: Aggregates, project: Project, env: Envelope) -> None:
             manager.release(project.key, env)
 
 
+# How a command is decided (``domain.catalogue`` says which decides which command).
 Decision = Callable[[Any, Envelope, Aggregates], BaseAggregate[Any]]
-
-DECISIONS: dict[type[c.Command], Decision] = {
-    c.OpenPortfolio: open_portfolio,
-    c.SetObjective: set_objective,
-    c.RegisterManager: register_manager,
-    c.ChangeCapacity: change_capacity,
-    c.LeavePool: leave_pool,
-    c.LaunchProgram: launch_program,
-    c.ProposeProject: propose_project,
-    c.ApproveProject: approve_project,
-    c.RejectProject: reject_project,
-    c.AssignManager: assign_manager,
-    c.StartProject: start_project,
-    c.PutProjectOnHold: _on_project(lambda p, cmd, env: p.put_on_hold(cmd.reason, env)),
-    c.ResumeProject: _on_project(lambda p, cmd, env: p.resume(env)),
-    c.ChangeBudget: change_budget,
-    c.RecordCost: record_cost,
-    c.UpdateForecast: _on_project(
-        lambda p, cmd, env: p.update_forecast(cmd.estimate_at_completion, env)),
-    c.ChangeSchedule: _on_project(
-        lambda p, cmd, env: p.change_schedule(cmd.planned_finish, cmd.reason, env)),
-    c.PlanMilestone: _on_project(
-        lambda p, cmd, env: p.plan_milestone(cmd.milestone_id, cmd.name, cmd.due, env)),
-    c.AchieveMilestone: _on_project(
-        lambda p, cmd, env: p.achieve_milestone(cmd.milestone_id, cmd.achieved_on, env)),
-    c.ReportStatus: _on_project(
-        lambda p, cmd, env: p.report_status(cmd.overall, cmd.scope, cmd.schedule, cmd.budget,
-                                            cmd.percent_complete, cmd.summary, env,
-                                            cmd.status_date)),
-    c.RaiseRisk: _on_project(
-        lambda p, cmd, env: p.raise_risk(cmd.risk_id, cmd.title, cmd.probability, cmd.impact,
-                                         env)),
-    c.CloseRisk: _on_project(lambda p, cmd, env: p.close_risk(cmd.risk_id, cmd.resolution, env)),
-    c.CompleteProject: complete_project,
-    c.CancelProject: cancel_project,
-}
-
-
-def decide(command: c.Command, envelope: Envelope, aggs: Aggregates) -> BaseAggregate[Any]:
-    """Run ``command``; return the aggregate it is about (its newest event is the answer)."""
-    return DECISIONS[type(command)](command, envelope, aggs)

@@ -7,12 +7,13 @@ field's limits (CONTRACT section 10) are the types of ``ingest.limits``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain import commands as c
+from domain.catalogue import CATALOGUE, EventSpec
 from domain.project import ObjectiveContribution
 from domain.values import Colour, PmoType
 from ingest.limits import (
@@ -201,30 +202,49 @@ def _open(subject: str, d: PortfolioOpened) -> c.Command:
                            d.owner)
 
 
-# CloudEvent type -> (schema of its data, how it becomes a command)
-TYPES: dict[str, tuple[type[Data], ToCommand]] = {
-    "pmo.portfolio.opened": (PortfolioOpened, _open),
-    "pmo.portfolio.objective_set": (ObjectiveSet, _plain(c.SetObjective)),
-    "pmo.manager.registered": (ManagerRegistered, _plain(c.RegisterManager)),
-    "pmo.manager.capacity_changed": (CapacityChanged, _plain(c.ChangeCapacity)),
-    "pmo.manager.left_pool": (LeftPool, _plain(c.LeavePool)),
-    "pmo.program.launched": (ProgramLaunched, _plain(c.LaunchProgram)),
-    "pmo.project.proposed": (ProjectProposed, _propose),
-    "pmo.project.approved": (ProjectApproved, _plain(c.ApproveProject)),
-    "pmo.project.rejected": (Reasoned, _plain(c.RejectProject)),
-    "pmo.project.manager_assigned": (ManagerAssigned, _plain(c.AssignManager)),
-    "pmo.project.started": (Started, _plain(c.StartProject)),
-    "pmo.project.put_on_hold": (Reasoned, _plain(c.PutProjectOnHold)),
-    "pmo.project.resumed": (Nothing, _plain(c.ResumeProject)),
-    "pmo.project.budget_changed": (BudgetChanged, _plain(c.ChangeBudget)),
-    "pmo.project.cost_recorded": (CostRecorded, _plain(c.RecordCost)),
-    "pmo.project.forecast_updated": (ForecastUpdated, _plain(c.UpdateForecast)),
-    "pmo.project.schedule_changed": (ScheduleChanged, _plain(c.ChangeSchedule)),
-    "pmo.project.milestone_planned": (MilestonePlanned, _plain(c.PlanMilestone)),
-    "pmo.project.milestone_achieved": (MilestoneAchieved, _plain(c.AchieveMilestone)),
-    "pmo.project.status_reported": (StatusReported, _status),
-    "pmo.project.risk_raised": (RiskRaised, _plain(c.RaiseRisk)),
-    "pmo.project.risk_closed": (RiskClosed, _plain(c.CloseRisk)),
-    "pmo.project.completed": (Completed, _plain(c.CompleteProject)),
-    "pmo.project.cancelled": (Reasoned, _plain(c.CancelProject)),
+# The schema of the data that asks for each command (its CloudEvent type is the
+# catalogue's: ``domain.catalogue``, which also gives the contract's order).
+DATA: dict[type[c.Command], type[Data]] = {
+    c.OpenPortfolio: PortfolioOpened,
+    c.SetObjective: ObjectiveSet,
+    c.RegisterManager: ManagerRegistered,
+    c.ChangeCapacity: CapacityChanged,
+    c.LeavePool: LeftPool,
+    c.LaunchProgram: ProgramLaunched,
+    c.ProposeProject: ProjectProposed,
+    c.ApproveProject: ProjectApproved,
+    c.RejectProject: Reasoned,
+    c.AssignManager: ManagerAssigned,
+    c.StartProject: Started,
+    c.PutProjectOnHold: Reasoned,
+    c.ResumeProject: Nothing,
+    c.ChangeBudget: BudgetChanged,
+    c.RecordCost: CostRecorded,
+    c.UpdateForecast: ForecastUpdated,
+    c.ChangeSchedule: ScheduleChanged,
+    c.PlanMilestone: MilestonePlanned,
+    c.AchieveMilestone: MilestoneAchieved,
+    c.ReportStatus: StatusReported,
+    c.RaiseRisk: RiskRaised,
+    c.CloseRisk: RiskClosed,
+    c.CompleteProject: Completed,
+    c.CancelProject: Reasoned,
 }
+
+# Data that does not map one to one onto its command's fields (the rest: ``_plain``).
+BUILDERS: dict[type[c.Command], ToCommand] = {
+    c.OpenPortfolio: _open,
+    c.ProposeProject: _propose,
+    c.ReportStatus: _status,
+}
+
+
+def wire(catalogue: Iterable[EventSpec]) -> dict[str, tuple[type[Data], ToCommand]]:
+    """CloudEvent type -> (schema of its data, how it becomes a command), in catalogue order.
+
+    A command of the catalogue without a schema here fails at import, loudly."""
+    return {spec.type: (DATA[spec.command], BUILDERS.get(spec.command) or _plain(spec.command))
+            for spec in catalogue}
+
+
+TYPES: dict[str, tuple[type[Data], ToCommand]] = wire(CATALOGUE)

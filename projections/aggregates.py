@@ -7,17 +7,20 @@ so a replay costs a few statements per batch, not per event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 
+from domain.manager import Manager
+from domain.portfolio import Portfolio
+from domain.program import Program
 from projections.base import Projection
 from projections.db import Tx, chunks, in_list
+from projections.documents import ManagerDoc, PortfolioDoc, ProgramDoc, Versioned
 from projections.feed import RecordedEvent
 from projections.folds import (
     BUDGET_BOOKKEEPING,
-    Doc,
     fold_manager,
     fold_portfolio,
     fold_program,
@@ -25,17 +28,19 @@ from projections.folds import (
 from projections.quarantine import FoldError
 from projections.validtime import advance, drop_without_valid_time
 
-Fold = Callable[[Doc | None, RecordedEvent], Doc | None]
+D = TypeVar("D", bound=Versioned)
 
 
-class DocProjection(Projection):
+class DocProjection(Projection, Generic[D]):
+    """A view of one ``D`` doc per aggregate (``projections.documents``)."""
+
     quarantinable = True  # one doc per aggregate: each aggregate's view stands alone
     table: ClassVar[str]
     # Columns besides id/key/version/doc, each filled from the doc key of the same name.
     columns: ClassVar[tuple[str, ...]] = ()
 
     @staticmethod
-    def fold(doc: Doc | None, e: RecordedEvent) -> Doc | None:
+    def fold(doc: D | None, e: RecordedEvent) -> D | None:
         raise NotImplementedError
 
     def ddl(self) -> list[str]:
@@ -44,8 +49,8 @@ class DocProjection(Projection):
                 f"key TEXT NOT NULL, version {{INT}} NOT NULL, doc TEXT NOT NULL{extra})",
                 f"CREATE INDEX IF NOT EXISTS {self.table}_key ON {self.table} (key)"]
 
-    def load(self, tx: Tx, ids: Sequence[str]) -> dict[str, Doc]:
-        docs: dict[str, Doc] = {}
+    def load(self, tx: Tx, ids: Sequence[str]) -> dict[str, D]:
+        docs: dict[str, D] = {}
         for part in chunks(ids):
             for id_, doc in tx.query(f"SELECT id, doc FROM {self.table} WHERE id IN "
                                      f"{in_list(len(part))}", part):
@@ -55,7 +60,7 @@ class DocProjection(Projection):
     def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
         ids = list({e.oid_hex: None for e in events})
         docs = self.load(tx, ids)
-        changed: dict[str, Doc] = {}
+        changed: dict[str, D] = {}
         fold = self.fold
         # An aggregate whose event does not fold is left out of the rest of the pass (its
         # doc may be half-changed); the others go on, so one pass finds every such
@@ -82,10 +87,10 @@ class DocProjection(Projection):
             raise FoldError(failed)
         self.write(tx, changed)
 
-    def applied(self, e: RecordedEvent, doc: Doc) -> None:
+    def applied(self, e: RecordedEvent, doc: D) -> None:
         """Called after each applied event (subclasses keep extra rows)."""
 
-    def write(self, tx: Tx, changed: dict[str, Doc]) -> None:
+    def write(self, tx: Tx, changed: dict[str, D]) -> None:
         names = ("id", "key", "version", "doc", *self.columns)
         updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
         tx.executemany(
@@ -93,9 +98,10 @@ class DocProjection(Projection):
             f"ON CONFLICT (id) DO UPDATE SET {updates}",
             [self.row(id_, doc) for id_, doc in changed.items()])
 
-    def row(self, id_: str, doc: Doc) -> tuple[Any, ...]:
-        return (id_, doc[self.key_field], doc["version"], orjson.dumps(doc).decode(),
-                *(doc.get(c) for c in self.columns))
+    def row(self, id_: str, doc: D) -> tuple[Any, ...]:
+        fields: Mapping[str, Any] = doc  # the columns are named by each subclass
+        return (id_, fields[self.key_field], doc["version"], orjson.dumps(doc).decode(),
+                *(fields.get(c) for c in self.columns))
 
     key_field: ClassVar[str]
 
@@ -111,12 +117,12 @@ class DocProjection(Projection):
             tx.execute(f"DELETE FROM {table} WHERE id = ?", (aggregate,))
         return removed
 
-    def get(self, key: str) -> Doc | None:
+    def get(self, key: str) -> D | None:
         rows = self.db.query(f"SELECT doc FROM {self.table} WHERE key = ?", (key,))
         return orjson.loads(rows[0][0]) if rows else None
 
     def all(self, after: str | None, limit: int, where: str = "",
-            params: Sequence[Any] = ()) -> list[Doc]:
+            params: Sequence[Any] = ()) -> list[D]:
         clause = [f"({where})"] if where else []
         args = list(params)
         if after is not None:
@@ -129,7 +135,7 @@ class DocProjection(Projection):
         return [orjson.loads(r[0]) for r in rows]
 
 
-class PortfolioProjection(DocProjection):
+class PortfolioProjection(DocProjection[PortfolioDoc]):
     """Portfolios: name, PMO type, currency, envelope, objectives (roll-ups come from projects).
 
     Most of a portfolio's events are the envelope's bookkeeping (one per approval),
@@ -141,7 +147,7 @@ class PortfolioProjection(DocProjection):
     """
 
     name = "portfolios"
-    topics = ("pmo.portfolio.",)
+    topics = (f"{Portfolio.TOPIC}.",)
     table = "pv_portfolios"
     tables = (table, "pv_portfolio_history", "pv_portfolio_times")
     key_field = "portfolio_id"
@@ -167,18 +173,18 @@ class PortfolioProjection(DocProjection):
         tx.executemany("INSERT INTO pv_portfolio_times (id, version, valid_us) VALUES (?,?,?) "
                        "ON CONFLICT (id, version) DO NOTHING", self._times)
 
-    def applied(self, e: RecordedEvent, doc: Doc) -> None:
+    def applied(self, e: RecordedEvent, doc: PortfolioDoc) -> None:
         self._times.append((doc["id"], e.originator_version, advance(doc, e)))
         if e.topic not in BUDGET_BOOKKEEPING:
             self._history.append((doc["id"], e.originator_version, orjson.dumps(doc).decode()))
 
-    def doc_at_version(self, id_: str, version: int) -> Doc | None:
+    def doc_at_version(self, id_: str, version: int) -> PortfolioDoc | None:
         """The doc as the fold had it at ``version``."""
         rows = self.db.query("SELECT doc FROM pv_portfolio_history WHERE id = ? AND version <= ? "
                              "ORDER BY version DESC LIMIT 1", (id_, version))
         if not rows:
             return None
-        doc: Doc = orjson.loads(rows[0][0])
+        doc: PortfolioDoc = orjson.loads(rows[0][0])
         doc["version"] = version  # what folding the bookkeeping events in between would do
         return doc
 
@@ -197,11 +203,11 @@ class PortfolioProjection(DocProjection):
         return known, None if upper is None else int(upper)
 
 
-class ProgramProjection(DocProjection):
+class ProgramProjection(DocProjection[ProgramDoc]):
     """Programs: name, portfolio and manager (the roll-up comes from its projects)."""
 
     name = "programs"
-    topics = ("pmo.program.",)
+    topics = (f"{Program.TOPIC}.",)
     table = "pv_programs"
     tables = (table,)
     key_field = "program_id"
@@ -209,11 +215,11 @@ class ProgramProjection(DocProjection):
     fold = staticmethod(fold_program)
 
 
-class ManagerProjection(DocProjection):
+class ManagerProjection(DocProjection[ManagerDoc]):
     """The manager pool: capacity, pool membership, projects held."""
 
     name = "managers"
-    topics = ("pmo.manager.",)
+    topics = (f"{Manager.TOPIC}.",)
     table = "pv_managers"
     tables = (table,)
     key_field = "manager_id"

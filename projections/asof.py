@@ -11,25 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from domain.application import PmoApplication
 from domain.base import store_id
 from projections.aggregates import PortfolioProjection
+from projections.documents import Fig, ManagerDoc, ProjectDoc, Versioned
 from projections.feed import RecordedEvent, from_stored, micros
 from projections.folds import (
-    Doc,
     fold_manager,
     fold_portfolio,
     fold_program,
     fold_project,
 )
-from projections.projects import F_MANAGER, ProjectProjection
+from projections.kpi import Kpis
+from projections.projects import ProjectProjection
 from projections.views import manager_view, portfolio_view, program_view, project_view
 
+D = TypeVar("D", bound=Versioned)
+Fold = Callable[[D | None, RecordedEvent], D | None]
 
-def fold_until_failure(fold: Any, start: Callable[[], Doc | None],
-                       events: Sequence[RecordedEvent]) -> tuple[Doc | None, bool]:
+
+def fold_until_failure(fold: Fold[D], start: Callable[[], D | None],
+                       events: Sequence[RecordedEvent]) -> tuple[D | None, bool]:
     """The fold of ``events`` on ``start()``, and whether it stopped at an event it could not
     fold (the live view quarantines that aggregate): the answer is then the doc before that
     event, never an error. A fold changes its doc in place, so a failure folds again from
@@ -46,12 +50,13 @@ def fold_until_failure(fold: Any, start: Callable[[], Doc | None],
     return doc, False
 
 
-def doc_at(app: PmoApplication, kind: str, key: str, at: datetime, fold: Any) -> Doc | None:
+def doc_at(app: PmoApplication, kind: str, key: str, at: datetime,
+           fold: Fold[D]) -> D | None:
     return doc_and_stop(app, kind, key, at, fold)[0]
 
 
 def doc_and_stop(app: PmoApplication, kind: str, key: str, at: datetime,
-                 fold: Any) -> tuple[Doc | None, bool]:
+                 fold: Fold[D]) -> tuple[D | None, bool]:
     originator_id = store_id(kind, key)
     version = app.ledger.version_at(originator_id, at)
     if version is None:
@@ -72,7 +77,7 @@ def project(app: PmoApplication, projects: ProjectProjection, key: str,
     stored = app.recorder.select_events(originator_id, gt=after, lte=version)
     first = [snapshot]  # the first start() takes the snapshot read above; a refold, a fresh one
 
-    def start() -> Doc | None:
+    def start() -> ProjectDoc | None:
         return first.pop() if first else projects.snapshot_at(originator_id.hex, version)
 
     doc, stopped = fold_until_failure(fold_project, start, from_stored(app.mapper, stored))
@@ -118,8 +123,8 @@ def program(app: PmoApplication, projects: ProjectProjection, key: str,
     return view
 
 
-def manager_figs(projects: ProjectProjection, key: str, doc: Doc, at_us: int, on: date,
-                 valid_us: int | None = None) -> list[tuple[list[Any], Any]]:
+def manager_figs(projects: ProjectProjection, key: str, doc: ManagerDoc, at_us: int, on: date,
+                 valid_us: int | None = None) -> list[tuple[Fig, Kpis]]:
     """The figure rows, recorded at ``at_us`` (and valid at ``valid_us``), of the projects
     manager ``key`` held then: every project ever assigned, read by portfolio (the index
     of the figure table), kept where the row names this manager."""
@@ -132,7 +137,7 @@ def manager_figs(projects: ProjectProjection, key: str, doc: Doc, at_us: int, on
             by_portfolio.setdefault(portfolio_id, []).append(id_)
     return [(f, k) for portfolio_id, members in by_portfolio.items()
             for f, k in projects.figs_at(portfolio_id, at_us, on, members, valid_us=valid_us)
-            if f[F_MANAGER] == key]
+            if f.manager_id == key]
 
 
 def manager(app: PmoApplication, projects: ProjectProjection, key: str,

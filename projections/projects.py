@@ -23,22 +23,21 @@ from typing import Any
 
 import orjson
 
+from domain.project import Project
 from projections.aggregates import DocProjection
 from projections.db import Tx
+from projections.documents import Fig, ProjectDoc
 from projections.feed import RecordedEvent
-from projections.folds import FIGURE_EVENTS, Doc, fold_project
+from projections.folds import FIGURE_EVENTS, fold_project
 from projections.kpi import COMPUTE_ERRORS, Figures, Kpis, project_kpis, unreadable_kpis
 from projections.validtime import advance, drop_without_valid_time
 
 SNAPSHOT_EVERY = 100
 MEMO_LIMIT = 200_000  # figures kept with their KPIs (a few hundred bytes each)
 
-# Positions inside a ``fig`` list (kept short: one is written per figure-changing event).
-(F_KEY, F_STATE, F_OVERALL, F_BAC, F_AC, F_PCT, F_FORECAST, F_START, F_BASELINE, F_FINISHED,
- F_MANAGER, F_PROGRAM, F_OBJECTIVES) = range(13)
-
-
-def fig_of(doc: Doc) -> list[Any]:
+def fig_row(doc: ProjectDoc) -> list[Any]:
+    """The figures of ``doc`` as stored (a JSON list, short: one is written per event that
+    changes them); ``Fig`` reads them back, field by field in this order."""
     return [doc["project_id"], doc["state"], doc["health"]["overall"], doc["approved_budget"],
             doc["actual_cost"], doc["percent_complete"], doc["forecast_eac"],
             doc["planned_start"], doc["baseline_finish"], doc["finished_on"],
@@ -46,17 +45,22 @@ def fig_of(doc: Doc) -> list[Any]:
             [[o["objective_id"], o["contribution"]] for o in doc["objectives"]]]
 
 
-def figures(fig: Sequence[Any]) -> Figures:
+def fig_of(doc: ProjectDoc) -> Fig:
+    return Fig._make(fig_row(doc))
+
+
+def figures(fig: Fig) -> Figures:
     return Figures(
-        bac=Decimal(fig[F_BAC]) if fig[F_BAC] is not None else None,
-        ac=Decimal(fig[F_AC]),
-        percent_complete=Decimal(fig[F_PCT]) if fig[F_PCT] is not None else None,
-        forecast_eac=Decimal(fig[F_FORECAST]) if fig[F_FORECAST] is not None else None,
-        planned_start=date.fromisoformat(fig[F_START]),
-        baseline_finish=date.fromisoformat(fig[F_BASELINE]) if fig[F_BASELINE] else None)
+        bac=Decimal(fig.bac) if fig.bac is not None else None,
+        ac=Decimal(fig.ac),
+        percent_complete=(Decimal(fig.percent_complete) if fig.percent_complete is not None
+                          else None),
+        forecast_eac=Decimal(fig.forecast_eac) if fig.forecast_eac is not None else None,
+        planned_start=date.fromisoformat(fig.planned_start),
+        baseline_finish=date.fromisoformat(fig.baseline_finish) if fig.baseline_finish else None)
 
 
-def kpis_of(fig: Sequence[Any], on: date) -> Kpis:
+def kpis_of(fig: Fig, on: date) -> Kpis:
     """The KPIs of stored figures on day ``on``; never raises (see ``projections.kpi``)."""
     try:
         f = figures(fig)
@@ -65,11 +69,11 @@ def kpis_of(fig: Sequence[Any], on: date) -> Kpis:
     return project_kpis(f, on)
 
 
-class ProjectProjection(DocProjection):
+class ProjectProjection(DocProjection[ProjectDoc]):
     """Projects: state, money, health, milestones, risks; and their figures over time."""
 
     name = "projects"
-    topics = ("pmo.project.",)
+    topics = (f"{Project.TOPIC}.",)
     table = "pv_projects"
     history = "pv_project_history"
     tables = (table, history, "pv_project_snapshots")
@@ -82,7 +86,7 @@ class ProjectProjection(DocProjection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._memo: dict[str, tuple[list[Any], date, Kpis]] = {}
+        self._memo: dict[str, tuple[Fig, date, Kpis]] = {}
 
     def ddl(self) -> list[str]:
         return [
@@ -120,22 +124,22 @@ class ProjectProjection(DocProjection):
         tx.executemany("INSERT INTO pv_project_snapshots (id, version, doc) VALUES (?,?,?) "
                        "ON CONFLICT (id, version) DO NOTHING", self._snapshots)
 
-    def snapshot_at(self, id_: str, version: int) -> Doc | None:
+    def snapshot_at(self, id_: str, version: int) -> ProjectDoc | None:
         """The latest doc snapshot at or below ``version``, if any."""
         rows = self.db.query("SELECT doc FROM pv_project_snapshots WHERE id = ? AND version <= ? "
                              "ORDER BY version DESC LIMIT 1", (id_, version))
         return orjson.loads(rows[0][0]) if rows else None
 
-    def applied(self, e: RecordedEvent, doc: Doc) -> None:
+    def applied(self, e: RecordedEvent, doc: ProjectDoc) -> None:
         valid_us = advance(doc, e)
         if e.originator_version % SNAPSHOT_EVERY == 0:
             self._snapshots.append((doc["id"], e.originator_version, orjson.dumps(doc).decode()))
         if e.topic in FIGURE_EVENTS:
             self._history.append((doc["id"], e.originator_version,
                                   e.recorded_us, doc["portfolio_id"],
-                                  orjson.dumps(fig_of(doc)).decode(), valid_us))
+                                  orjson.dumps(fig_row(doc)).decode(), valid_us))
 
-    def write(self, tx: Tx, changed: dict[str, Doc]) -> None:
+    def write(self, tx: Tx, changed: dict[str, ProjectDoc]) -> None:
         tx.executemany(
             "INSERT INTO pv_projects (id, key, version, doc, portfolio_id, program_id, "
             "manager_id, state, overall, name, planned_start, planned_finish, fig, priority, "
@@ -146,13 +150,13 @@ class ProjectProjection(DocProjection):
             "ac = excluded.ac",
             [(id_, d["project_id"], d["version"], orjson.dumps(d).decode(), d["portfolio_id"],
               d["program_id"], d["manager_id"], d["state"], d["health"]["overall"], d["name"],
-              d["planned_start"], d["planned_finish"], orjson.dumps(fig_of(d)).decode(),
+              d["planned_start"], d["planned_finish"], orjson.dumps(fig_row(d)).decode(),
               d["priority"], float(d["approved_budget"] or 0), float(d["actual_cost"]))
              for id_, d in changed.items()])
 
     # -- reads for roll-ups ---------------------------------------------------
 
-    def evaluate(self, texts: Sequence[str], on: date) -> list[tuple[list[Any], Kpis]]:
+    def evaluate(self, texts: Sequence[str], on: date) -> list[tuple[Fig, Kpis]]:
         """Figures (as stored) with their KPIs on day ``on``, memoised by the stored text:
         a roll-up of 10,000 projects recomputes only those that changed since."""
         memo = self._memo
@@ -162,7 +166,7 @@ class ProjectProjection(DocProjection):
         for text in texts:
             hit = memo.get(text)
             if hit is None or hit[1] != on:
-                fig = orjson.loads(text)
+                fig = Fig._make(orjson.loads(text))
                 hit = memo[text] = (fig, on, kpis_of(fig, on))
             out.append((hit[0], hit[2]))
         return out
@@ -172,13 +176,13 @@ class ProjectProjection(DocProjection):
         self._memo.clear()
 
     def live_figs(self, where: str, params: Sequence[Any],
-                  on: date) -> list[tuple[list[Any], Kpis]]:
+                  on: date) -> list[tuple[Fig, Kpis]]:
         rows = self.db.query(f"SELECT fig FROM pv_projects WHERE {where}", params)
         return self.evaluate([r[0] for r in rows], on)
 
     def figs_at(self, portfolio_id: str, at_us: int, on: date,
                 ids: Sequence[str] | None = None,
-                valid_us: int | None = None) -> list[tuple[list[Any], Kpis]]:
+                valid_us: int | None = None) -> list[tuple[Fig, Kpis]]:
         """Each project's figures as recorded at or before ``at_us`` (only ``ids``, if given),
         counting only its events valid at or before ``valid_us``, if given."""
         only = ""

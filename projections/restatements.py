@@ -18,9 +18,10 @@ from typing import Any
 from domain.application import PmoApplication
 from domain.base import store_id
 from projections.aggregates import PortfolioProjection
+from projections.documents import Fig
 from projections.feed import from_stored, micros
 from projections.kpi import Kpis
-from projections.projects import F_AC, F_KEY, F_STATE, ProjectProjection
+from projections.projects import ProjectProjection
 from projections.valid_read import portfolio as portfolio_at
 from projections.validtime import FOREVER
 
@@ -29,8 +30,8 @@ PORTFOLIO_FIGURES = ("actual_cost", "estimate_at_completion", "cpi", "spi",
                      "projects_by_state", "approved_budget")
 
 
-def _figures(fig: list[Any], k: Kpis) -> dict[str, Any]:
-    return {"state": fig[F_STATE], "actual_cost": str(fig[F_AC]),
+def _figures(fig: Fig, k: Kpis) -> dict[str, Any]:
+    return {"state": fig.state, "actual_cost": str(fig.ac),
             "estimate_at_completion": None if k.eac is None else str(k.eac),
             "cpi": k.cpi, "spi": k.spi}
 
@@ -59,9 +60,9 @@ def restatements(app: PmoApplication, projects: ProjectProjection,
         return None
     then_view = portfolio_at(app, projects, portfolios, key, valid, reported)
     on, valid_us = valid.date(), micros(valid)
-    then = {f[F_KEY]: _figures(f, k) for f, k in
+    then = {f.key: _figures(f, k) for f, k in
             projects.figs_at(key, micros(reported), on, valid_us=valid_us)}
-    now = {f[F_KEY]: _figures(f, k) for f, k in
+    now = {f.key: _figures(f, k) for f, k in
            projects.figs_at(key, micros(FOREVER), on, valid_us=valid_us)}
     changed = sorted(k for k in then.keys() | now.keys()
                      if _moved(then.get(k), now.get(k), PROJECT_FIGURES))

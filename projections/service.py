@@ -37,6 +37,7 @@ from projections.base import LAST_EVENT_AT, REBUILDING, UPSERT_TRACKING, Project
 from projections.bluegreen import PROGRESS
 from projections.cache import ViewCache
 from projections.db import Db
+from projections.documents import ManagerDoc, PortfolioDoc, ProjectDoc
 from projections.feed import RecordedEvent, from_micros
 from projections.lists import ProjectQuery, encode_cursor, encode_key_cursor, project_page
 from projections.projects import ProjectProjection
@@ -142,7 +143,7 @@ class ProjectionService:
             return None if doc is None else dumps(self._project(doc, _today()))
         return self.cached(f"project:{key}", build)
 
-    def _project(self, doc: dict[str, Any], today: date,
+    def _project(self, doc: ProjectDoc, today: date,
                  flagged: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``flagged``: the quarantined projects, read once by a caller rendering many."""
         if flagged is None:
@@ -180,7 +181,7 @@ class ProjectionService:
         view["quarantined"] = own or bool(names)
         return view
 
-    def with_flags(self, kind: str, doc: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
+    def with_flags(self, kind: str, doc: Mapping[str, Any], view: dict[str, Any]) -> dict[str, Any]:
         """``view`` of ``doc`` (``kind`` one of VIEW_KEY_PREFIX's collections) with the
         quarantine fields every answer carries: what an evidence snapshot renders too."""
         own = self._own(kind, doc)  # each collection is named as its projection
@@ -191,10 +192,10 @@ class ProjectionService:
                  "managers": "manager_id"}[kind]
         return self._flag(view, own, f"{where} = ?", (doc[where],))
 
-    def _own(self, projection: str, doc: dict[str, Any]) -> bool:
+    def _own(self, projection: str, doc: Mapping[str, Any]) -> bool:
         return doc["id"] in self.quarantine_flags().get(projection, {})
 
-    def _portfolio(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def _portfolio(self, doc: PortfolioDoc) -> dict[str, Any]:
         rows = self.projects.live_figs("portfolio_id = ?", (doc["portfolio_id"],), _today())
         return self._flag(portfolio_view(doc, rows), self._own("portfolios", doc),
                           "portfolio_id = ?", (doc["portfolio_id"],))
@@ -236,7 +237,7 @@ class ProjectionService:
                                     "program_id = ?", (key,)))
         return self.cached(f"program:{key}", build)
 
-    def _manager(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def _manager(self, doc: ManagerDoc) -> dict[str, Any]:
         rows = self.projects.live_figs("manager_id = ?", (doc["manager_id"],), _today())
         return self._flag(manager_view(doc, rows), self._own("managers", doc),
                           "manager_id = ?", (doc["manager_id"],))

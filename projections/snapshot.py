@@ -36,7 +36,6 @@ from projections.audit_read import ENTRY, AuditFilter, entries
 from projections.chain import Progress, StoreChain
 from projections.db import Db
 from projections.feed import micros
-from projections.folds import Doc
 from projections.runner import rebuild
 from projections.service import ProjectionService
 from projections.views import manager_view, portfolio_view, program_view, project_view
@@ -67,7 +66,7 @@ def _views(service: ProjectionService, at: datetime) -> Iterator[tuple[str, str,
     """
     day, stamp = at.date(), at.isoformat()
     projects = service.projects
-    kinds: dict[str, tuple[Any, Callable[[Doc], dict[str, Any]]]] = {
+    kinds: dict[str, tuple[Any, Callable[[Any], dict[str, Any]]]] = {
         "portfolios": (service.portfolios, lambda d: portfolio_view(
             d, projects.live_figs("portfolio_id = ?", (d["portfolio_id"],), day))),
         "projects": (projects, lambda d: project_view(d, day)),

@@ -16,10 +16,11 @@ from typing import Any
 from domain.application import PmoApplication
 from domain.base import store_id
 from projections.aggregates import PortfolioProjection
-from projections.asof import fold_until_failure, manager_figs
+from projections.asof import D, Fold, fold_until_failure, manager_figs
 from projections.db import chunks
+from projections.documents import Fig, PortfolioDoc, ProjectDoc
 from projections.feed import RecordedEvent, from_stored, micros
-from projections.folds import Doc, fold_manager, fold_portfolio, fold_program, fold_project
+from projections.folds import fold_manager, fold_portfolio, fold_program, fold_project
 from projections.lists import (
     NUMERIC_SORTS,
     SORTS,
@@ -30,12 +31,6 @@ from projections.lists import (
     like_pattern,
 )
 from projections.projects import (
-    F_AC,
-    F_BAC,
-    F_KEY,
-    F_MANAGER,
-    F_OVERALL,
-    F_STATE,
     ProjectProjection,
 )
 from projections.validtime import FOREVER, cut_version, prefix, top_version
@@ -51,7 +46,7 @@ def _flagged(view: View, stopped: bool) -> View:
 
 
 def project_doc(app: PmoApplication, projects: ProjectProjection, key: str,
-                valid: datetime, recorded: datetime | None) -> tuple[Doc | None, bool]:
+                valid: datetime, recorded: datetime | None) -> tuple[ProjectDoc | None, bool]:
     """The project's doc at (T, R), and whether its fold stopped at an event it cannot fold."""
     originator_id = store_id("project", key)
     top = top_version(app, originator_id, recorded)
@@ -72,7 +67,7 @@ def project_doc(app: PmoApplication, projects: ProjectProjection, key: str,
     stored = app.recorder.select_events(originator_id, gt=after, lte=cut)
     first = [snapshot]
 
-    def start() -> Doc | None:
+    def start() -> ProjectDoc | None:
         return first.pop() if first else projects.snapshot_at(originator_id.hex, cut)
 
     return fold_until_failure(fold_project, start, from_stored(app.mapper, stored))
@@ -87,14 +82,14 @@ def project(app: PmoApplication, projects: ProjectProjection, key: str, valid: d
     return _flagged(project_view(doc, on or valid.date()), stopped)
 
 
-def _fold(fold: Any, events: list[RecordedEvent] | None) -> tuple[Doc | None, bool]:
+def _fold(fold: Fold[D], events: list[RecordedEvent] | None) -> tuple[D | None, bool]:
     if not events:
         return None, False
     return fold_until_failure(fold, lambda: None, events)
 
 
 def portfolio_doc(app: PmoApplication, portfolios: PortfolioProjection, key: str,
-                  valid: datetime, recorded: datetime | None) -> tuple[Doc | None, bool]:
+                  valid: datetime, recorded: datetime | None) -> tuple[PortfolioDoc | None, bool]:
     originator_id = store_id("portfolio", key)
     top = top_version(app, originator_id, recorded)
     if top is None:
@@ -213,22 +208,22 @@ def project_page(app: PmoApplication, projects: ProjectProjection, query: Projec
 
 
 def _figs(projects: ProjectProjection, rows: list[tuple[Any, ...]], at_us: int, on: date,
-          valid_us: int) -> dict[str, list[Any]]:
+          valid_us: int) -> dict[str, Fig]:
     """The figures at (T, R) of the candidate rows (id, key, portfolio_id, ...), by key."""
     by_portfolio: dict[str, list[str]] = {}
     for row in rows:
         by_portfolio.setdefault(row[2], []).append(row[0])
-    return {f[F_KEY]: f for portfolio_id, ids in by_portfolio.items()
+    return {f.key: f for portfolio_id, ids in by_portfolio.items()
             for part in chunks(ids) for f, _ in projects.figs_at(
                 portfolio_id, at_us, on, part, valid_us=valid_us)}
 
 
-def _sort_value(name: str, fig: list[Any], row: tuple[Any, ...]) -> Any:
+def _sort_value(name: str, fig: Fig, row: tuple[Any, ...]) -> Any:
     """The value a sort compares, as ``projections.lists.SORTS`` has it (never None)."""
     if name == "state":
-        return fig[F_STATE] or ""
+        return fig.state or ""
     if name in ("approved_budget", "actual_cost"):
-        amount = fig[F_BAC] if name == "approved_budget" else fig[F_AC]
+        amount = fig.bac if name == "approved_budget" else fig.ac
         return float(amount) if amount is not None else 0
     column = {"project_id": 1, "name": 3, "priority": 4, "planned_start": 5,
               "portfolio_id": 2}[name]
@@ -259,12 +254,12 @@ def _sorted_page(app: PmoApplication, projects: ProjectProjection, query: Projec
     return items, encode_cursor(*page[-1]) if more and page else None
 
 
-def _matches(fig: list[Any], query: ProjectQuery) -> bool:
-    if query.state is not None and fig[F_STATE] != query.state:
+def _matches(fig: Fig, query: ProjectQuery) -> bool:
+    if query.state is not None and fig.state != query.state:
         return False
-    if query.manager is not None and fig[F_MANAGER] != query.manager:
+    if query.manager is not None and fig.manager_id != query.manager:
         return False
     if query.health is not None:
-        colour = fig[F_OVERALL] or "unknown"
+        colour = fig.overall or "unknown"
         return bool(colour == query.health)
     return True

@@ -23,16 +23,15 @@ Program and manager reads fold their (few) events from the store directly.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from domain.application import PmoApplication
 from projections.base import TRACKING_DDL, Projection
+from projections.documents import Versioned
 from projections.feed import RecordedEvent, from_stored, iso_micros, micros
 
 # Recording time "now": every stored version (the store's instants are all before it).
 FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
-Doc = dict[str, Any]
 
 
 def time_us(e: RecordedEvent) -> int:
@@ -43,7 +42,7 @@ def time_us(e: RecordedEvent) -> int:
     return iso_micros(text) if isinstance(text, str) else 0
 
 
-def advance(doc: Doc, e: RecordedEvent) -> int:
+def advance(doc: Versioned, e: RecordedEvent) -> int:
     """Carry the aggregate's valid time through ``e`` in its doc (``valid_us``); returns it.
     A doc the fold just created has none yet: its first event's time starts it."""
     valid_us = max(int(doc.get("valid_us") or 0), time_us(e))

@@ -23,7 +23,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from projections.folds import Doc
+from domain.values import BUDGET_HOLDING_STATES, LIVE_STATES, TERMINAL_STATES, ProjectState
+from projections.documents import Fig, ManagerDoc, PortfolioDoc, ProgramDoc, ProjectDoc
 from projections.kpi import (
     COMPUTE_ERRORS,
     ZERO,
@@ -34,21 +35,14 @@ from projections.kpi import (
     ratio,
     roll_up,
 )
-from projections.projects import (
-    F_BAC,
-    F_BASELINE,
-    F_FINISHED,
-    F_OBJECTIVES,
-    F_OVERALL,
-    F_STATE,
-    fig_of,
-    kpis_of,
-)
+from projections.projects import fig_of, kpis_of
 
-STATES = ("proposed", "approved", "rejected", "active", "on_hold", "completed", "cancelled")
-LIVE = frozenset({"approved", "active", "on_hold"})
-BUDGET_HOLDING = LIVE | {"completed"}
-TERMINAL = frozenset({"rejected", "completed", "cancelled"})
+# The project states as the views spell them: the domain's ``ProjectState`` values.
+STATES = tuple(s.value for s in ProjectState)
+LIVE = frozenset(s.value for s in LIVE_STATES)
+BUDGET_HOLDING = frozenset(s.value for s in BUDGET_HOLDING_STATES)
+TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
+_COMPLETED = ProjectState.COMPLETED.value
 
 
 def _s(amount: Decimal | None) -> str | None:
@@ -77,7 +71,7 @@ def _shown(view: dict[str, Any], unavailable: Unavailable) -> dict[str, Any]:
     return view
 
 
-def project_view(doc: Doc, on: date) -> dict[str, Any]:
+def project_view(doc: ProjectDoc, on: date) -> dict[str, Any]:
     k = kpis_of(fig_of(doc), on)
     u = Unavailable(k.unavailable)
     view = {
@@ -114,12 +108,12 @@ def _number(text: str | None) -> float | int | None:
 
 
 # A project's figures (see ``projections.projects.fig_of``) with its KPIs on the day asked.
-Evaluated = Sequence[tuple[Sequence[Any], Kpis]]
+Evaluated = Sequence[tuple[Fig, Kpis]]
 
 
-def _approved(figs: Sequence[Sequence[Any]]) -> Decimal:
-    return exact_sum(Decimal(f[F_BAC]) for f in figs
-                     if f[F_STATE] in BUDGET_HOLDING and f[F_BAC] is not None)
+def _approved(figs: Sequence[Fig]) -> Decimal:
+    return exact_sum(Decimal(f.bac) for f in figs
+                     if f.state in BUDGET_HOLDING and f.bac is not None)
 
 
 def rollup(rows: Evaluated, u: Unavailable) -> dict[str, Any]:
@@ -131,9 +125,9 @@ def rollup(rows: Evaluated, u: Unavailable) -> dict[str, Any]:
     by_state = dict.fromkeys(STATES, 0)
     by_health = {"green": 0, "amber": 0, "red": 0, "unknown": 0}
     for f in figs:
-        by_state[f[F_STATE]] = by_state.get(f[F_STATE], 0) + 1
-        if f[F_STATE] in LIVE:
-            colour = f[F_OVERALL] or "unknown"
+        by_state[f.state] = by_state.get(f.state, 0) + 1
+        if f.state in LIVE:
+            colour = f.overall or "unknown"
             by_health[colour] = by_health.get(colour, 0) + 1
     return {
         "approved_budget": _s(u.figure("approved_budget", lambda: _approved(figs))),
@@ -145,17 +139,17 @@ def rollup(rows: Evaluated, u: Unavailable) -> dict[str, Any]:
     }
 
 
-def _shares(doc: Doc, rows: Evaluated, approved: Decimal) -> dict[str, float | None]:
+def _shares(doc: PortfolioDoc, rows: Evaluated, approved: Decimal) -> dict[str, float | None]:
     shares: dict[str, Decimal] = dict.fromkeys(doc["objectives"], ZERO)
     for f, _ in rows:
-        if f[F_STATE] in BUDGET_HOLDING and f[F_BAC] is not None:
-            for objective_id, contribution in f[F_OBJECTIVES]:
+        if f.state in BUDGET_HOLDING and f.bac is not None:
+            for objective_id, contribution in f.objectives:
                 shares[objective_id] = (shares.get(objective_id, ZERO)
-                                        + Decimal(f[F_BAC]) * Decimal(contribution))
+                                        + Decimal(f.bac) * Decimal(contribution))
     return {o_id: ratio(share, approved) for o_id, share in shares.items()}
 
 
-def portfolio_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
+def portfolio_view(doc: PortfolioDoc, rows: Evaluated) -> dict[str, Any]:
     u = Unavailable()
     figures_ = rollup(rows, u)
     approved = None if figures_["approved_budget"] is None else Decimal(
@@ -182,11 +176,11 @@ def portfolio_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
     return _shown(view, u)
 
 
-def program_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
+def program_view(doc: ProgramDoc, rows: Evaluated) -> dict[str, Any]:
     u = Unavailable()
     view = {"program_id": doc["program_id"], "portfolio_id": doc["portfolio_id"],
             "name": doc["name"], "manager_id": doc["manager_id"],
-            "projects": sorted(f[0] for f, _ in rows), **rollup(rows, u),
+            "projects": sorted(f.key for f, _ in rows), **rollup(rows, u),
             "version": doc["version"]}
     return _shown(view, u)
 
@@ -195,10 +189,10 @@ def _variance(rows: Evaluated) -> Decimal:
     return exact_sum(k.bac - (k.eac if k.eac is not None else k.bac) for _, k in rows)
 
 
-def manager_view(doc: Doc, rows: Evaluated) -> dict[str, Any]:
+def manager_view(doc: ManagerDoc, rows: Evaluated) -> dict[str, Any]:
     """``rows``: the projects whose current manager this is (terminal ones included)."""
     u = Unavailable()
-    completed = [(f[F_FINISHED], f[F_BASELINE]) for f, _ in rows if f[F_STATE] == "completed"]
+    completed = [(f.finished_on, f.baseline_finish) for f, _ in rows if f.state == _COMPLETED]
     failing = sum(1 for _, k in rows if "estimate_at_completion" in k.unavailable)
     if failing:
         u["budget_variance"] = f"not computable: unavailable for {failing} of the projects"

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Viewer
 from api.deps import ServicesDep
+from api.documents import State
 from api.params import SearchText
 from api.problems import Problem
 from api.routers.projections import (
@@ -39,8 +40,6 @@ EXAMPLE = {
     "updated_at": "2026-03-02T09:30:00.120000+00:00",
 }
 
-State = Literal["proposed", "approved", "rejected", "active", "on_hold", "completed",
-                "cancelled"]
 Health = Literal["green", "amber", "red", "unknown"]
 
 

@@ -11,7 +11,8 @@ from uuid import UUID
 from eventsourcing.domain import BaseAggregate
 
 from domain import commands as c
-from domain.decisions import A, decide
+from domain.catalogue import decide
+from domain.decisions import A
 from domain.values import Colour, Envelope, PmoType
 
 _ids = count(1)

@@ -40,7 +40,7 @@ from api.problems import PROBLEM
 from ingest.jsonschemas import ENVELOPE, components
 from ingest.limits import INSTANT_PATTERN
 from ingest.schemas import TYPES
-from projections.lists import MAX_CURSOR
+from projections.lists import MAX_CURSOR, SORTS
 
 REF = "#/components/schemas/"
 ASSETS = "/docs-assets"
@@ -101,6 +101,7 @@ OPAQUE = {"type": "string", "pattern": "^[A-Za-z0-9_-]+={0,2}$", "maxLength": MA
           "description": "next_cursor of the previous page, passed back as it is. It is "
           "opaque: a value this service did not give out for this list (and sort) is "
           "refused with 422, however well formed."}
+NO_NUL = "^[^\\x00]*$"
 _RAISED = re.compile(r"Problem\(\s*(\d{3})")
 BINARY_MODE = (
     "\n\n**Binary content mode** (the CloudEvents HTTP binding): send the `data` alone as "
@@ -277,6 +278,27 @@ def _parameter(parameter: dict[str, Any], path: str) -> None:
     elif name == "min_position":
         parameter["schema"] = {"type": "integer", "minimum": 0, "maximum": MAX_POSITION,
                                "description": said}
+    elif name == "sort" and path == "/v1/projects":
+        # projections.lists reads any number of leading '-' as "descending".
+        fields = "|".join(sorted(SORTS))
+        parameter["schema"] = {**schema, "pattern": f"^-*(?:{fields})$"}
+    if parameter["in"] == "query":
+        _no_nul(parameter)
+
+
+def _no_nul(parameter: dict[str, Any]) -> None:
+    """A query string never holds NUL (api.edges answers 422): text without a pattern of
+    its own says so. An optional parameter's ``null`` branch goes: a query string cannot
+    send a JSON null, only leave the parameter out."""
+    schema = parameter["schema"]
+    branches = schema.get("anyOf")
+    if branches is not None:
+        kept = [b for b in branches if b.get("type") != "null"]
+        if len(kept) == 1:
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            schema = parameter["schema"] = {**kept[0], **rest}
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        schema["pattern"] = NO_NUL
 
 
 def _assets() -> Path:

@@ -10,7 +10,10 @@ builder that starts from FastAPI's document and adds, per route:
 - a problem+json response for each status the route can answer: 401/403 where a
   key is needed, 422 where it takes parameters, 404 where it takes an id, the
   statuses its body raises with ``Problem(...)``, 413 for a body, 500 everywhere;
-- the bearer scheme on routes that need a key (found from ``api.auth.ROLE_CHECKS``).
+- the bearer scheme on routes that need a key (found from ``api.auth.ROLE_CHECKS``);
+- for each query parameter a route reads as text, what it accepts (instants, cursors,
+  ``min_position``, no NUL): schemathesis's positive and negative checks hold the
+  document to it (tests/e2e/test_schemathesis_cli.py).
 
 The docs pages load swagger-ui and redoc from ``/docs-assets/``, files shipped by the
 ``fastapi-offline`` package (MIT): nothing is fetched from the internet.

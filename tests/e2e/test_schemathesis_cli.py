@@ -77,3 +77,4 @@ def test_schemathesis_all_checks_find_nothing(live: str) -> None:
     assert int(counts.group(1)) >= 500 and int(tested.group(1)) >= 25, report[-3000:]
     assert run.returncode == 0 and counts.group(1) == counts.group(2), report[-8000:]
     assert "failures" not in report.splitlines()[-1], report[-8000:]
+    print(f"schemathesis --checks all: {counts.group(0)}; {report.splitlines()[-1]}")

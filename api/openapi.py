@@ -10,7 +10,10 @@ builder that starts from FastAPI's document and adds, per route:
 - a problem+json response for each status the route can answer: 401/403 where a
   key is needed, 422 where it takes parameters, 404 where it takes an id, the
   statuses its body raises with ``Problem(...)``, 413 for a body, 500 everywhere;
-- the bearer scheme on routes that need a key (found from ``api.auth.ROLE_CHECKS``).
+- the bearer scheme on routes that need a key (found from ``api.auth.ROLE_CHECKS``);
+- for each query parameter a route reads as text, what it accepts (instants, cursors,
+  ``min_position``, no NUL): schemathesis's positive and negative checks hold the
+  document to it (tests/e2e/test_schemathesis_cli.py).
 
 The docs pages load swagger-ui and redoc from ``/docs-assets/``, files shipped by the
 ``fastapi-offline`` package (MIT): nothing is fetched from the internet.
@@ -35,9 +38,12 @@ from starlette.routing import BaseRoute, Mount
 
 from api import documents as d
 from api.auth import ROLE_CHECKS
+from api.params import MAX_POSITION, POSITION_CURSOR
 from api.problems import PROBLEM
 from ingest.jsonschemas import ENVELOPE, components
+from ingest.limits import INSTANT_PATTERN
 from ingest.schemas import TYPES
+from projections.lists import MAX_CURSOR, SORTS
 
 REF = "#/components/schemas/"
 ASSETS = "/docs-assets"
@@ -86,6 +92,19 @@ DESCRIPTIONS = {400: "malformed request", 401: "no valid API key (send "
                 413: "body over PMO_MAX_BODY_BYTES", 415: "unsupported media type",
                 422: "invalid parameters or data", 500: "unexpected error (logged)",
                 503: "a dependency does not answer"}
+# Query parameters the routes read as text, to answer their own problems: what they accept.
+INSTANTS = ("as_of", "valid_at", "reported_at", "since", "until")
+INSTANT = {"type": "string", "format": "date-time", "pattern": INSTANT_PATTERN}
+RANGE = (" An RFC 3339 instant with its UTC offset, between 1970-01-01T00:00:00Z and "
+         "9999-12-30T00:00:00Z (the pattern states the years 1971 to 9998, which hold "
+         "with any offset).")
+# Lists paged by position: the cursor is a position, any one is a place to resume.
+POSITION_PAGED = {"/v1/audit", "/v1/rejections", "/v1/projects/{project_id}/history"}
+OPAQUE = {"type": "string", "pattern": "^[A-Za-z0-9_-]+={0,2}$", "maxLength": MAX_CURSOR,
+          "description": "next_cursor of the previous page, passed back as it is. It is "
+          "opaque: a value this service did not give out for this list (and sort) is "
+          "refused with 422, however well formed."}
+NO_NUL = "^[^\\x00]*$"
 _RAISED = re.compile(r"Problem\(\s*(\d{3})")
 BINARY_MODE = (
     "\n\n**Binary content mode** (the CloudEvents HTTP binding): send the `data` alone as "
@@ -157,7 +176,13 @@ def _event_schemas() -> dict[str, Any]:
 
 def _events_body(operation: dict[str, Any]) -> None:
     one = {"$ref": REF + "CloudEvent"}
-    batch = {"type": "array", "items": one, "description": "a batch: each item stands alone"}
+    # A batch answers 200 with one result per item (CONTRACT section 8): an item that is not
+    # a CloudEvent is that item's 'invalid' result, not the batch's refusal. So any item is
+    # accepted; the CloudEvent branch says what an item should be.
+    item = {"anyOf": [one, {}], "description": "a CloudEvent; anything else is answered "
+            "'invalid' in its own result, and the other items are decided as usual"}
+    batch = {"type": "array", "items": item, "description": "a batch: each item stands "
+             "alone (at most PMO_MAX_BATCH_EVENTS items, else 413)"}
     content = operation["requestBody"]["content"]
     content["application/cloudevents+json"]["schema"] = one
     content["application/cloudevents-batch+json"]["schema"] = batch
@@ -213,9 +238,7 @@ def _document(operation: dict[str, Any], method: str, route: APIRoute,
         content = response.setdefault("content", {}).setdefault(JSON, {})
         content["schema"] = _schema_of(entry)
     for parameter in operation.get("parameters", ()):
-        if parameter["name"] == "as_of":  # read as text by the route, to answer problems
-            parameter["schema"] = {"type": "string", "format": "date-time",
-                                   "description": "an instant with its UTC offset"}
+        _parameter(parameter, route.path_format)
     if key in OTHER_CONTENT:
         responses["200"]["content"] = OTHER_CONTENT[key]
     if method == "HEAD":  # the GET's headers, no body
@@ -240,6 +263,45 @@ def _document(operation: dict[str, Any], method: str, route: APIRoute,
         operation["security"] = []
     if key == ("POST", "/v1/events"):
         _events_body(operation)
+
+
+def _parameter(parameter: dict[str, Any], path: str) -> None:
+    """What the route accepts for a parameter it reads as text (FastAPI says any string)."""
+    name, schema = parameter["name"], parameter["schema"]
+    said = schema.get("description") or parameter.get("description") or ""
+    if name in INSTANTS:
+        text = said or "an instant"
+        parameter["schema"] = {**INSTANT, "description": text.rstrip(".") + "." + RANGE}
+    elif name == "cursor" and path in POSITION_PAGED:
+        parameter["schema"] = {"type": "string", "pattern": POSITION_CURSOR, "description":
+                               "next_cursor of the previous page (a position: 1 to 18 "
+                               "digits)"}
+    elif name == "cursor":
+        parameter["schema"] = dict(OPAQUE)
+    elif name == "min_position":
+        parameter["schema"] = {"type": "integer", "minimum": 0, "maximum": MAX_POSITION,
+                               "description": said}
+    elif name == "sort" and path == "/v1/projects":
+        # projections.lists reads any number of leading '-' as "descending".
+        fields = "|".join(sorted(SORTS))
+        parameter["schema"] = {**schema, "pattern": f"^-*(?:{fields})$"}
+    if parameter["in"] == "query":
+        _no_nul(parameter)
+
+
+def _no_nul(parameter: dict[str, Any]) -> None:
+    """A query string never holds NUL (api.edges answers 422): text without a pattern of
+    its own says so. An optional parameter's ``null`` branch goes: a query string cannot
+    send a JSON null, only leave the parameter out."""
+    schema = parameter["schema"]
+    branches = schema.get("anyOf")
+    if branches is not None:
+        kept = [b for b in branches if b.get("type") != "null"]
+        if len(kept) == 1:
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            schema = parameter["schema"] = {**kept[0], **rest}
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        schema["pattern"] = NO_NUL
 
 
 def _assets() -> Path:

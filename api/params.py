@@ -19,7 +19,10 @@ from ingest.limits import EARLIEST, LATEST
 from projections.lists import BadQuery, decode_key_cursor
 
 MAX_POSITION = 2**63 - 1  # a BIGINT: what both stores can compare against
-_POSITION = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() takes '²' too
+# ASCII digits only (str.isdigit() takes '²' too), at most 18: every one names a position
+# both stores can compare, so the OpenAPI pattern says exactly what is accepted.
+POSITION_CURSOR = "^[0-9]{1,18}$"
+_POSITION = re.compile(POSITION_CURSOR[1:-1])
 MAX_Q = 200
 
 # ``q`` of the lists: at most 200 characters, matched literally.
@@ -37,7 +40,7 @@ def position_cursor(cursor: str | None, name: str = "cursor") -> int:
     stands for; 0 without one."""
     if cursor is None:
         return 0
-    if _POSITION.fullmatch(cursor) is None or int(cursor) > MAX_POSITION:
+    if _POSITION.fullmatch(cursor) is None:
         raise invalid(f"{name}: not a cursor this route gave out")
     return int(cursor)
 

@@ -1,56 +1,155 @@
 """``/metrics`` and ``/healthz`` of a Kafka worker, on its own port (``--metrics-port``).
 
+Each worker has a ``prometheus_client`` registry, scraped in the standard text format
+like the API's (``api.metrics``), with the same family names where they mean the same:
+
+- ``pmo_ingest_events_total{status}`` and ``pmo_ingest_events_by_type_total{status,type}``
+  (``pmo ingest``: every inbound message's outcome, counted by ``submitter``);
+- ``pmo_ingest_store_duration_seconds``: a histogram of the time to decide and store one
+  batch; ``pmo_projection_apply_duration_seconds{projection}``: the time to apply one
+  batch to a view (``pmo consume``, through ``observe_apply``);
+- the gauges the worker's ``gauges()`` returns at each scrape (``pmo_projection_lag``,
+  ``pmo_pipeline_relay``...: read from the stores, so a scrape sees every process of a
+  group); a gauge that fails to read is left out, never a 500, and the error is counted
+  in ``pmo_worker_metric_errors_total``;
+- ``pmo_worker_up{worker}``, and the client's process and Python families
+  (``process_cpu_seconds_total``, ``process_resident_memory_bytes``, ``python_gc_*``...).
+
 A worker has no web framework, and needs none for two read-only paths: a stdlib
-``ThreadingHTTPServer`` in a daemon thread answers them. ``/metrics`` renders the
-gauges the worker's ``gauges()`` returns at that moment (Prometheus text format,
-``name{labels} value``); a gauge that fails to read is left out, never a 500, and
-the error is counted in ``pmo_worker_metric_errors_total``. ``/healthz`` is
-liveness, as the API's: 200 while the worker's main thread runs (a worker whose
-loop fails exits, and its orchestrator restarts it), 503 while it is shutting down.
+``ThreadingHTTPServer`` in a daemon thread answers them. ``/healthz`` is liveness, as the
+API's: 200 while the worker's main thread runs (a worker whose loop fails exits, and its
+orchestrator restarts it), 503 while it is shutting down.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ingest.schemas import TYPES
+from ingest.service import Inbound, Result
 
 log = logging.getLogger(__name__)
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
-Gauges = Mapping[str, float]  # 'name' or 'name{label="v"}' -> value
+Gauges = Mapping[str, float]  # 'name' or 'name{label="v",...}' -> value
+_KEY = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+OUTCOMES = ("accepted", "duplicate", "queued", "invalid", "rejected")
+KNOWN_TYPES = frozenset(TYPES)  # a label per publisher-chosen string would grow unbounded
+# Seconds: a batch of a few hundred events is stored or applied in milliseconds to seconds.
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                 10.0, 30.0)
+
+
+class Submitter(Protocol):
+    def submit(self, messages: Sequence[Inbound]) -> list[Result]: ...
+
+
+class _Gauges(Collector):
+    """The worker's ``gauges()`` as gauge families, read at each scrape."""
+
+    def __init__(self, owner: WorkerMetrics) -> None:
+        self._owner = owner
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # unknown until read: the registry must not read them to register
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for key, value in sorted(self._owner.read_gauges().items()):
+            match = _KEY.fullmatch(key)
+            if match is None:
+                continue
+            name, labels = match.group(1), dict(_LABEL.findall(match.group(2) or ""))
+            family = families.get(name)
+            if family is None:
+                family = families[name] = GaugeMetricFamily(
+                    name, f"{name} ({self._owner.worker})", labels=sorted(labels))
+            family.add_metric([labels[k] for k in sorted(labels)], float(value))
+        yield from families.values()
+        up = GaugeMetricFamily("pmo_worker_up", "1 while the worker's main thread runs.",
+                               labels=["worker"])
+        up.add_metric([self._owner.worker], float(self._owner.healthy()))
+        yield up
 
 
 class WorkerMetrics:
-    def __init__(self, worker: str, gauges: Callable[[], Gauges]) -> None:
+    def __init__(self, worker: str, gauges: Callable[[], Gauges] = dict) -> None:
         self.worker = worker
         self._gauges = gauges
-        self._errors = 0
         self._server: ThreadingHTTPServer | None = None
+        self.registry = CollectorRegistry(auto_describe=True)
+        # First: a scrape reads the gauges before it renders the count of failed reads.
+        self.registry.register(_Gauges(self))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.registry.register(GC_COLLECTOR)
+        self._errors = Counter("pmo_worker_metric_errors", "Scrapes where a gauge could "
+                               "not be read (a store or the broker down).", ("worker",),
+                               registry=self.registry)
+        self._errors.labels(worker)
+        self._ingest = Counter("pmo_ingest_events", "Inbound events by outcome.", ("status",),
+                               registry=self.registry)
+        self._ingest_types = Counter(
+            "pmo_ingest_events_by_type", "Inbound events by outcome and CloudEvent type "
+            "('unknown' when the envelope could not be read).", ("status", "type"),
+            registry=self.registry)
+        for status in OUTCOMES:
+            self._ingest.labels(status)  # present at 0 from the start
+        self._store = Histogram("pmo_ingest_store_duration_seconds", "Time to decide and "
+                                "store one batch of inbound events.", buckets=BATCH_BUCKETS,
+                                registry=self.registry)
+        self._apply = Histogram("pmo_projection_apply_duration_seconds", "Time to apply one "
+                                "batch of stored events to a view.", ("projection",),
+                                buckets=BATCH_BUCKETS, registry=self.registry)
 
     def healthy(self) -> bool:
         return threading.main_thread().is_alive()
 
-    def render(self) -> str:
+    def read_gauges(self) -> dict[str, float]:
         try:
-            gauges = dict(self._gauges())
+            return dict(self._gauges())
         except Exception:  # a store or the broker is down: say so, keep answering
             log.exception("%s: reading the metrics failed", self.worker)
-            self._errors += 1
-            gauges = {}
-        lines = []
-        families: set[str] = set()
-        for key, value in sorted(gauges.items()):
-            family = key.split("{", 1)[0]
-            if family not in families:
-                families.add(family)
-                lines.append(f"# TYPE {family} gauge")
-            lines.append(f"{key} {value:g}")
-        lines += ["# TYPE pmo_worker_metric_errors_total counter",
-                  f'pmo_worker_metric_errors_total{{worker="{self.worker}"}} {self._errors}',
-                  "# TYPE pmo_worker_up gauge",
-                  f'pmo_worker_up{{worker="{self.worker}"}} {int(self.healthy())}']
-        return "\n".join(lines) + "\n"
+            self._errors.labels(self.worker).inc()
+            return {}
+
+    def render(self) -> str:
+        return generate_latest(self.registry).decode()
+
+    def submitter(self, inner: Submitter) -> Submitter:
+        """``inner``, its batches timed and its outcomes counted by type."""
+        return _Counted(inner, self)
+
+    def count(self, messages: Sequence[Inbound], results: Sequence[Result]) -> None:
+        for message, result in zip(messages, results, strict=True):
+            self._ingest.labels(result.status).inc()
+            type_ = message.event.type if message.event is not None else None
+            known = type_ if type_ in KNOWN_TYPES else "unknown"
+            self._ingest_types.labels(result.status, known).inc()
+
+    def observe_store(self, seconds: float) -> None:
+        self._store.observe(seconds)
+
+    def observe_apply(self, projection: str, seconds: float) -> None:
+        self._apply.labels(projection).observe(seconds)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
         """Start answering on ``port`` (0: any free port); returns the port."""
@@ -90,6 +189,19 @@ class WorkerMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _Counted:
+    def __init__(self, inner: Submitter, metrics: WorkerMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def submit(self, messages: Sequence[Inbound]) -> list[Result]:
+        started = time.perf_counter()
+        results = self._inner.submit(messages)
+        self._metrics.observe_store(time.perf_counter() - started)
+        self._metrics.count(messages, results)
+        return results
 
 
 def add_port_argument(parser: object) -> None:

@@ -114,6 +114,8 @@ class ProjectionConsumer:
             self._subscribe(consumer)
         self._consumer = consumer
         self.applied = 0
+        # Told (projection, seconds) after each batch applied: the worker's metrics.
+        self.on_applied: Callable[[str, float], None] | None = None
         self._rebuild: KafkaRebuild | None = None
         self._rebuild_checked = 0.0
 
@@ -182,7 +184,10 @@ class ProjectionConsumer:
         # (A republished stretch breaks "in order", never the order within a partition.)
         events = list(heapq.merge(*decoded, key=_position))
         # A projection store failure propagates: crash loudly, restart from stored offsets.
+        started = time.perf_counter()
         self.projection.process(events, tracking)
+        if self.on_applied is not None:
+            self.on_applied(self.projection.name, time.perf_counter() - started)
         self.applied += len(events)
         self._consumer.commit_async(offsets)
         return len(events)

@@ -21,10 +21,13 @@ from ingest.limits import (
 )
 
 # CloudEvents extension attributes are scalars (string, integer, boolean; URIs and
-# timestamps as strings): a nested or oversize value is refused, never kept.
+# timestamps as strings): a nested or oversize value is refused, never kept. An integer
+# is a JSON number without a fraction, written 7 or 7.0 (JSON Schema's "integer", as
+# /v1/schemas says); it is kept as 7. A string stays a string (the union tries exact
+# types first).
 Extension = (Annotated[str, StringConstraints(max_length=LONG_TEXT_MAX,
                                               pattern=LONG_TEXT_PATTERN)]
-             | Annotated[int, Field(strict=True, ge=-(2**63), lt=2**63)] | bool | None)
+             | Annotated[int, Field(ge=-(2**63), lt=2**63)] | bool | None)
 
 
 class CloudEvent(BaseModel):

@@ -20,6 +20,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from ingest.cloudevents import CloudEvent
+from ingest.limits import DATE_PATTERN, INSTANT_PATTERN
 from ingest.schemas import TYPES
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -44,8 +45,37 @@ class _Generator(GenerateJsonSchema):
                 return string
         return super().function_before_schema(schema)
 
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        described = super().decimal_schema(schema)
+        bound = _plain_decimal_pattern(schema)
+        if self.mode == "validation" and bound is not None:
+            # A ratio or percentage given as a string: pydantic's pattern says "a decimal"
+            # (5000 fits it); the string must be in range as the number is.
+            for branch in described.get("anyOf", ()):
+                if branch.get("type") == "string":
+                    branch["pattern"] = bound
+                    if schema.get("gt") == 0:
+                        branch["not"] = {"pattern": "^0*\\.?0*$"}
+        return described
+
+    # pydantic says only ``format``: 0001-01-01 and a leap second fit it, the models refuse
+    # them. The pattern states the range the models read (ingest.limits).
+    def datetime_schema(self, schema: core_schema.DatetimeSchema) -> JsonSchemaValue:
+        return {**super().datetime_schema(schema), "pattern": INSTANT_PATTERN}
+
+    def date_schema(self, schema: core_schema.DateSchema) -> JsonSchemaValue:
+        return {**super().date_schema(schema), "pattern": DATE_PATTERN}
 
     def chain_schema(self, schema: core_schema.ChainSchema) -> JsonSchemaValue:
+        described = self._chain_schema(schema)
+        # Positive money is a pattern-checked string, then a Decimal above 0: the pattern
+        # lets "0.00" through, the schema must not.
+        if self.mode == "validation" and any(
+                step["type"] == "decimal" and step.get("gt") == 0 for step in schema["steps"]):
+            described = {**described, "not": {"pattern": "^0+(\\.0+)?$"}}
+        return described
+
+    def _chain_schema(self, schema: core_schema.ChainSchema) -> JsonSchemaValue:
         # pydantic describes a chain's input by its first step alone: a date read as
         # "a string of at most 64 characters, then a date" would lose its format. When
         # every step reads the same JSON type, the input must satisfy them all.
@@ -61,6 +91,20 @@ class _Generator(GenerateJsonSchema):
                     merged.update(part)
                 return merged
         return super().chain_schema(schema)
+
+
+def _plain_decimal_pattern(schema: core_schema.DecimalSchema) -> str | None:
+    """Plain decimals in [0, le] when ``le`` is a power of ten (ratios, percentages)."""
+    low, high = schema.get("ge", schema.get("gt")), schema.get("le")
+    places = schema.get("decimal_places")
+    if low != 0 or high is None or places is None:
+        return None
+    digits = len(str(int(high))) - 1  # below 10^m: at most m integer digits
+    if high != 10 ** digits:
+        return None
+    below = f"[0-9]{{1,{digits}}}" if digits else "0"
+    fraction = f"\\.[0-9]{{1,{places}}}"
+    return f"^0*(?:{int(high)}(?:\\.0{{1,{places}}})?|{below}(?:{fraction})?|{fraction})$"
 
 
 def _document(model: type[BaseModel], title: str, description: str) -> dict[str, Any]:

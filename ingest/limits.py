@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, GetPydanticSchema, StringConstraints
+from pydantic import BeforeValidator, Field, GetPydanticSchema, StringConstraints
 from pydantic_core import core_schema
 
 ID_MAX = 200
@@ -26,6 +26,18 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 EARLIEST_DATE = EARLIEST.date()
 LATEST_DATE = LATEST.date()
+
+# The same ranges as regular expressions (JSON Schema ``pattern``), for the documents:
+# ``format`` alone allows years 0000-9999 and leap seconds. A pattern cannot compare an
+# instant with its offset applied, so it states a safe subset: every year from 1971 to
+# 9998, where no offset (up to 23:59) can leave the range; dates 1970 to 9998. The full
+# rule is in the description.
+_YEAR = r"(?:197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+_DAY = r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+INSTANT_PATTERN = (f"^{_YEAR}{_DAY}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{{1,9}})?"
+                   r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
+# A date has no offset: 1970 is whole; 9999 is left out (its last day is not allowed).
+DATE_PATTERN = f"^(?:1970|{_YEAR[3:-1]}){_DAY}$"
 CAPACITY_MAX = 10_000
 OBJECTIVES_MAX = 100  # objectives one proposal contributes to
 
@@ -83,8 +95,16 @@ Weight = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False, max_digits=20
                                   decimal_places=17)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False, max_digits=20,
                                    decimal_places=17)]
-Capacity = Annotated[int, Field(strict=True, ge=1, le=CAPACITY_MAX)]
-OneToFive = Annotated[int, Field(strict=True, ge=1, le=5)]
+
+
+def _integral(value: object) -> object:
+    # A JSON number without a fraction is an integer, however written (2 or 2.0: JSON
+    # Schema's "integer", as /v1/schemas says). Text and 2.5 stay refused (strict).
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Capacity = Annotated[int, Field(strict=True, ge=1, le=CAPACITY_MAX), BeforeValidator(_integral)]
+OneToFive = Annotated[int, Field(strict=True, ge=1, le=5), BeforeValidator(_integral)]
 
 
 def _iso(schema: core_schema.CoreSchema) -> GetPydanticSchema:

@@ -134,7 +134,9 @@ class IngestService:
                                         outcome.code))
         if refused and self.refusals is not None:
             self.refusals.record_refusals(refused)
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        _log_outcomes(done)
+        return done
 
 
     def _record(self, items: list[tuple[Envelope, Command]]) -> list[Outcome | Exception]:
@@ -147,8 +149,9 @@ class IngestService:
         except Exception as e:
             if _unwell(e):
                 raise
+            # Which events: the one that fails again is logged on its own (its outcome).
             log.exception("a batch of %d events could not be stored; storing one by one",
-                          len(items))
+                          len(items), extra=_batch_fields([envelope for envelope, _ in items]))
         outcomes: list[Outcome | Exception] = []
         for item in items:
             try:
@@ -165,6 +168,27 @@ def _unwell(error: Exception) -> bool:
     Such a failure propagates: HTTP answers 5xx, ``pmo ingest`` re-reads the batch."""
     return (isinstance(error, OperationalError | InterfaceError | InternalError | OSError)
             or type(error) is RuntimeError)
+
+
+# Every record of the ingest path names its events by CloudEvent ``source`` and ``id``
+# (``extra=``: JSON fields with PMO_LOG_FORMAT=json, ``key="value"`` after the text).
+MAX_LOGGED_IDS = 50  # a batch record lists at most this many
+
+
+def _log_outcomes(results: Sequence[Result]) -> None:
+    """Refusals at INFO (rare, and what an operator looks for); the rest at DEBUG."""
+    debug = log.isEnabledFor(logging.DEBUG)
+    for r in results:
+        fields = {"source": r.source, "event_id": r.id}
+        if r.status in ("invalid", "rejected"):
+            log.info("%s: %s", r.status, r.reason, extra=fields)
+        elif debug:
+            log.debug("%s at position %s", r.status, r.position, extra=fields)
+
+
+def _batch_fields(envelopes: Sequence[Envelope]) -> dict[str, object]:
+    shown = envelopes[:MAX_LOGGED_IDS]
+    return {"source": [e.source for e in shown], "event_id": [e.event_id for e in shown]}
 
 
 def _ids(event: CloudEvent | None) -> tuple[str | None, str | None]:

@@ -26,11 +26,31 @@ class UtcFormatter(logging.Formatter):
     default_msec_format = "%s.%03dZ"
 
 
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """What was passed with ``extra=`` (a CloudEvent's ``source`` and ``event_id``...)."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+class TextFormatter(UtcFormatter):
+    """The text line, then each ``extra=`` field as ``key=value``, the value JSON-quoted:
+    a source or id holding spaces or quotes cannot forge another field or line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = extra_fields(record)
+        if not fields:
+            return line
+        pairs = " ".join(f"{k}={json.dumps(v, default=str, ensure_ascii=False)}"
+                         for k, v in fields.items())
+        head, sep, rest = line.partition("\n")  # after the message, before a traceback
+        return f"{head} {pairs}{sep}{rest}"
+
+
 class JsonFormatter(UtcFormatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
                                  "logger": record.name, "message": record.getMessage()}
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update(extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -39,7 +59,7 @@ class JsonFormatter(UtcFormatter):
 def configure(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if settings.log_format == "json"
-                         else UtcFormatter(TEXT))
+                         else TextFormatter(TEXT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

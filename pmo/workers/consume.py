@@ -61,6 +61,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     metrics = None
     if args.metrics_port is not None:
         metrics = WorkerMetrics("consume", consumer_gauges(settings, service, names))
+        for consumer in consumers:
+            if isinstance(consumer, ProjectionConsumer):
+                consumer.on_applied = metrics.observe_apply  # apply timings per view
         metrics.serve(args.metrics_port)
     try:
         while not stop.is_set():

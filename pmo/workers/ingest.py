@@ -7,7 +7,7 @@ import argparse
 
 from consumers.deadletters import KafkaRefusalSink, producer
 from consumers.ingest_worker import InboundWorker, inbound_consumer
-from consumers.observe import WorkerMetrics, add_port_argument
+from consumers.observe import Submitter, WorkerMetrics, add_port_argument
 from consumers.parking import Parking, ParkingSink, Retrier
 from consumers.pipeline import Pipeline
 from consumers.process import configure_logging, stop_on_signals
@@ -34,19 +34,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sink = ParkingSink(kafka_producer, settings, parking)
         retrier = Retrier(build_ingest(app), sink, parking, settings.park_seconds,
                           settings.max_body_bytes)
-    worker = InboundWorker(settings, build_ingest(app, sink), sink, inbound_consumer(settings),
-                           rejoin=lambda: inbound_consumer(settings))
+    ingest: Submitter = build_ingest(app, sink)
     metrics = None
     if args.metrics_port is not None:
         pipeline = Pipeline(settings, app.recorder)
 
         def gauges() -> dict[str, float]:
-            outcomes = {f'pmo_ingest_outcomes{{status="{k}"}}': float(v)
-                        for k, v in worker.outcomes.items()}
             parked = {"pmo_ingest_parked": float(parking.count())} if retrier else {}
-            return {**outcomes, **parked, "pmo_pipeline_inbound": pipeline.inbound()}
+            return {**parked, "pmo_pipeline_inbound": pipeline.inbound()}
         metrics = WorkerMetrics("ingest", gauges)
+        ingest = metrics.submitter(ingest)  # outcomes by type, store timings
         metrics.serve(args.metrics_port)
+    worker = InboundWorker(settings, ingest, sink, inbound_consumer(settings),
+                           rejoin=lambda: inbound_consumer(settings))
     try:
         worker.run(stop, retrier.step if retrier is not None else None)
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.workload import event
 from tests.kafka_support import Worker, kafka_settings, wait_for
@@ -113,13 +114,47 @@ def pipeline_at_zero(client: httpx.Client, ports: dict[str, int], workers: list[
     assert "pmo_pipeline_inbound 0\n" in api_metrics
     assert "pmo_pipeline_relay 0\n" in api_metrics
     assert 'pmo_projection_lag{projection="audit"} 0' in api_metrics
-    expected = {"ingest": "pmo_pipeline_inbound 0\n", "relay": "pmo_pipeline_relay 0\n",
-                "consume": 'pmo_projection_position{projection="audit"} 5\n'}
+    expected = {"ingest": ("pmo_pipeline_inbound", ()), "relay": ("pmo_pipeline_relay", ()),
+                "consume": ("pmo_projection_lag", (("projection", "audit"),))}
     for name, port_of in ports.items():
         worker_url = f"http://127.0.0.1:{port_of}"
         assert httpx.get(f"{worker_url}/healthz", timeout=10).status_code == 200
-        wait_for(lambda u=worker_url, n=name: expected[n] in httpx.get(  # type: ignore[misc]
-            f"{u}/metrics", timeout=10).text, f"{name}'s /metrics", workers=workers)
+        wait_for(lambda u=worker_url, n=name: scrape(u).get(  # type: ignore[misc]
+            expected[n]) == 0, f"{name}'s /metrics", workers=workers)
+    worker_metrics(ports)
+
+
+Sample = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def scrape(url: str) -> dict[Sample, float]:
+    """A worker's /metrics read with prometheus_client's own parser (the standard format)."""
+    answer = httpx.get(f"{url}/metrics", timeout=10)
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(answer.text) for s in family.samples}
+
+
+def worker_metrics(ports: dict[str, int]) -> None:
+    """The registry every worker serves: its own families, and the process's."""
+    ingest, relay, consume = (scrape(f"http://127.0.0.1:{ports[n]}")
+                              for n in ("ingest", "relay", "consume"))
+    for name, samples in (("ingest", ingest), ("relay", relay), ("consume", consume)):
+        assert samples[("pmo_worker_up", (("worker", name),))] == 1
+        assert samples[("process_cpu_seconds_total", ())] > 0
+        assert samples[("process_resident_memory_bytes", ())] > 0
+    # Outcomes by type: the two portfolios opened, the approval of a project that exists.
+    accepted = ("status", "accepted")
+    assert ingest[("pmo_ingest_events_by_type_total",
+                   (accepted, ("type", "pmo.portfolio.opened")))] == 2
+    assert ingest[("pmo_ingest_events_by_type_total",
+                   (accepted, ("type", "pmo.project.approved")))] == 1
+    assert ingest[("pmo_ingest_events_total", (accepted,))] == 4
+    assert ingest[("pmo_ingest_store_duration_seconds_count", ())] >= 1
+    assert consume[("pmo_projection_position", (("projection", "audit"),))] == 5
+    assert consume[("pmo_projection_apply_duration_seconds_count",
+                    (("projection", "audit"),))] >= 1
+    assert relay[("pmo_relay_position", ())] == 5
 
 
 def reads_its_writes(client: httpx.Client, workers: list[Worker]) -> None:

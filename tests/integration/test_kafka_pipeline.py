@@ -69,10 +69,10 @@ def test_a_worker_serves_its_gauges_and_liveness() -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
-        assert "pmo_pipeline_relay 3\n" in text and 'pmo_worker_up{worker="relay"} 1' in text
+        assert "pmo_pipeline_relay 3.0\n" in text and 'pmo_worker_up{worker="relay"} 1.0' in text
         text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
         assert "pmo_pipeline_relay" not in text  # a gauge that fails to read is left out
-        assert 'pmo_worker_metric_errors_total{worker="relay"} 1' in text
+        assert 'pmo_worker_metric_errors_total{worker="relay"} 1.0' in text
         health = urllib.request.urlopen(f"{url}/healthz", timeout=10)
         assert health.status == 200 and orjson.loads(health.read()) == {"status": "ok"}
         with pytest.raises(urllib.error.HTTPError) as missing:

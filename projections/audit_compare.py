@@ -29,11 +29,12 @@ class TrailRow(NamedTuple):
 
 
 def _trail_page(db: Db, after: int, upto: int) -> list[tuple[int, str]]:
-    """(position, hash) of the trail's linked rows in (after, upto]."""
-    return [(int(p), h) for p, h in db.query(
+    """(position, hash) of the trail's linked rows in (after, upto], as the store's
+    tuples (both stores give the integer column as int: compared as they come)."""
+    return db.query(
         "SELECT c.position, c.hash FROM pv_audit_chain c JOIN pv_audit a ON "
         "a.position = c.position WHERE c.position > ? AND c.position <= ? "
-        "ORDER BY c.position", (after, upto))]
+        "ORDER BY c.position", (after, upto))
 
 
 def _trail_rows(db: Db, after: int, upto: int) -> Iterator[TrailRow]:

@@ -42,6 +42,9 @@ PARALLEL_FROM = 100_000
 # child's start), large enough that a range's fixed costs (two queries) do not count.
 RANGES_PER_WORKER = 8
 MAX_WORKERS = 4
+# A child reports after each page (5,000 events, well under a second): one silent this
+# long is stopped and its range verified by the parent.
+STALL_S = 60.0
 
 
 def default_workers() -> int:
@@ -149,7 +152,13 @@ class _Pool:
         conns = list(self.busy)
         if not conns:
             return
-        ready = multiprocessing.connection.wait(conns, timeout=None if wait else 0)
+        ready = multiprocessing.connection.wait(conns, timeout=STALL_S if wait else 0)
+        if wait and not ready:  # no word from any child for a long time: never a stall
+            for silent in conns:
+                child, index, span = self.busy.pop(silent)
+                child.kill()
+                self.todo.appendleft((index, span))
+            return
         for conn in ready:
             assert isinstance(conn, Connection)
             child, index, span = self.busy[conn]
@@ -211,6 +220,10 @@ class _Child:
     def send(self, message: object) -> None:
         self.input.send(message)
 
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=5)
+
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.input.send(None)
@@ -227,7 +240,11 @@ def serve(requests: Connection, replies: Connection) -> None:
     """A child: verify the ranges the parent sends until it sends None."""
     try:
         env, url, trail_head = requests.recv()
-        app = PmoApplication(env=env)  # the parent's environment: the same store and mapper
+        # The parent's environment: the same store and mapper. One pooled PostgreSQL
+        # connection is enough for a child (it reads one query at a time), and the
+        # server's connections are shared by every process of the service.
+        app = PmoApplication(env={**env, "POSTGRES_POOL_SIZE": "1",
+                                  "POSTGRES_MAX_OVERFLOW": "1"})
         db = Db(url)
     except (EOFError, OSError):
         return

@@ -94,3 +94,17 @@ def test_a_large_store_is_cut_into_ranges_of_about_equal_size() -> None:
     assert spans[0][0] == 0 and spans[-1][1] == 1_000_001
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert len(spans) == 2 * audit_ranges.RANGES_PER_WORKER
+
+
+def test_a_child_that_fails_leaves_its_ranges_to_the_parent(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    # Children that cannot open the store (an unknown persistence module) die before
+    # their first answer: the parent verifies every range itself, with the same answer.
+    start = audit_ranges._Child.start
+
+    def broken_start(env: dict[str, str], url: Any, trail_head: int) -> Any:
+        return start({**env, "PERSISTENCE_MODULE": "no.such.module"}, url, trail_head)
+
+    monkeypatch.setattr(audit_ranges._Child, "start", staticmethod(broken_start))
+    expected = one_pass(store)
+    assert verify(store.service.db, store.app, workers=3, chunk=2) == expected

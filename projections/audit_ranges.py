@@ -40,7 +40,7 @@ from storage.urls import StoreUrl
 PARALLEL_FROM = 100_000
 # Ranges per worker: small enough to even out unequal workers (a loaded core, the
 # child's start), large enough that a range's fixed costs (two queries) do not count.
-RANGES_PER_WORKER = 8
+RANGES_PER_WORKER = 32
 MAX_WORKERS = 4
 # A child reports after each page (5,000 events, well under a second): one silent this
 # long is stopped and its range verified by the parent.

@@ -1,10 +1,9 @@
 """``verify``: the trail compared, position by position, with the chain recomputed from the store.
 
 Streams both (a page at a time, never the whole store in memory) up to the store's
-head as read when verification starts. A page whose (position, hash) pairs equal
-the trail's is checked in one comparison; only a page that differs is walked
-event by event to say where and what. The answer keeps the contract's shape and
-adds what an auditor needs:
+head as read when verification starts, in one range (``audit_compare``) or, for a
+large store, in ranges shared by worker processes (``audit_ranges``). The answer
+keeps the contract's shape and adds what an auditor needs:
 
 - ``{"ok": true, "checked": N, "store_head": H, "trail_head": H, "head_hash": ...}``
   only when every stored event up to the head is in the trail and matches
@@ -23,110 +22,68 @@ only an anchor kept elsewhere finds that (``projections.anchors``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from domain.application import PmoApplication
-from projections.chain import Break, Link, Progress, Row, StoreChain
+from projections import audit_ranges
+from projections.audit_compare import Part
+from projections.chain import Break, Progress, join_edges
 from projections.db import Db
 
 
-class TrailRow(NamedTuple):
-    position: int
-    store_id: str
-    version: int
-    topic: str
-    recorded_us: int | None
-    digest: str
-    hash: str
+def combine(app: PmoApplication, parts: list[Part], store_head: int,
+            joined: bool) -> tuple[Break | None, int, str | None]:
+    """(first break, events checked before it, the chain's hash there) over the parts of
+    ``0..store_head`` in order. ``joined``: the parts were verified with open edges, whose
+    groups are judged here.
+
+    Why the parts' answers add up: the first range starts at GENESIS, each later one at
+    the trail's hash at its start; a range is only trusted when every range before it
+    was found equal to the trail, up to its last link, so its start hash is the hash
+    recomputed from the store. Every break found at or after an earlier range's break
+    is ignored, so the first break is the one the sequential pass would report."""
+    first = next((n for n, p in enumerate(parts) if p.found is not None), len(parts))
+    candidates: list[tuple[int, Break, int, tuple[int, str]]] = []
+    if first < len(parts):
+        part = parts[first]
+        assert part.found is not None
+        candidates.append((part.found.position, part.found, first, part.found_at))
+    if joined:
+        edges = [p.edges for p in parts[:first + 1] if p.edges is not None]
+        cut = first < len(parts) and parts[first].cut
+        judged = join_edges(edges, app.recorder, store_head,  # type: ignore[arg-type]
+                            cut=cut)
+        if judged is not None:
+            group, broken = judged
+            at = next(n for n, p in enumerate(parts) if p.after < group.first <= p.upto)
+            candidates.append((broken.position, broken, at, (group.checked, group.before)))
+    if not candidates:
+        checked = sum(p.events for p in parts)
+        heads = [p.head for p in parts if p.events]
+        return None, checked, heads[-1] if heads else None
+    _, found, at, (before, hash_before) = min(candidates, key=lambda c: c[0])
+    checked = sum(p.events for p in parts[:at]) + before
+    return found, checked, hash_before if checked else None
 
 
-def _trail_page(db: Db, after: int, upto: int) -> list[tuple[int, str]]:
-    """(position, hash) of the trail's linked rows in (after, upto]."""
-    return [(int(p), h) for p, h in db.query(
-        "SELECT c.position, c.hash FROM pv_audit_chain c JOIN pv_audit a ON "
-        "a.position = c.position WHERE c.position > ? AND c.position <= ? "
-        "ORDER BY c.position", (after, upto))]
+def verify(db: Db, app: PmoApplication, progress: Progress | None = None, *,
+           workers: int | None = None, chunk: int | None = None) -> dict[str, Any]:
+    """Recompute the chain from the store and compare it with the trail (see module doc).
 
-
-def _trail_rows(db: Db, after: int, upto: int) -> Iterator[TrailRow]:
-    for r in db.query("SELECT c.position, a.store_id, a.version, a.type, a.recorded_us, "
-                      "a.digest, c.hash FROM pv_audit_chain c JOIN pv_audit a ON "
-                      "a.position = c.position WHERE c.position > ? AND c.position <= ? "
-                      "ORDER BY c.position", (after, upto)):
-        yield TrailRow(int(r[0]), r[1], int(r[2]), r[3],
-                       None if r[4] is None else int(r[4]), r[5], r[6])
-
-
-def _differs(t: TrailRow, s: Link) -> Break:
-    if (t.store_id, t.version) != (s.store_id, s.version):
-        return Break(s.position, "order", f"the store holds {s.store_id} v{s.version} here, "
-                     f"the trail {t.store_id} v{t.version}")
-    if t.recorded_us != s.recorded_us:
-        return Break(s.position, "time", f"recorded_us is {s.recorded_us} in the store, "
-                     f"{t.recorded_us} in the trail")
-    if t.digest != s.digest:
-        return Break(s.position, "body", "the stored event's bytes or topic changed")
-    return Break(s.position, "chain", "the event matches but the trail's hash does not")
-
-
-def _first_difference(db: Db, after: int, rows: list[Row],
-                      trail_head: int) -> Break | None:
-    """Where a page of the store and the trail part (slow path: only on a mismatch)."""
-    trail = _trail_rows(db, after, rows[-1][0])
-    t = next(trail, None)
-    for row in rows:
-        s = Link._make(row)
-        if t is not None and t.position < s.position:
-            return Break(t.position, "missing", "in the trail, no longer in the store")
-        if t is None:
-            if s.position > trail_head:
-                return Break(s.position, "unbuilt", "the trail has not reached this position "
-                             "(never built, or still catching up): wait, or run pmo replay")
-            return Break(s.position, "inserted", "in the store, never in the trail")
-        if t.position > s.position:
-            return Break(s.position, "inserted", "in the store, never in the trail")
-        if t.hash != s.hash:
-            return _differs(t, s)
-        t = next(trail, None)
-    if t is not None:
-        return Break(t.position, "missing", "in the trail, no longer in the store")
-    return None
-
-
-def verify(db: Db, app: PmoApplication, progress: Progress | None = None) -> dict[str, Any]:
-    """Recompute the chain from the store and compare it with the trail (see module doc)."""
-    chain = StoreChain(app, progress=progress)
-    store_head = chain.upto
+    A large store is cut into ranges verified by ``workers`` processes (default: up to
+    the machine's cores, see ``projections.audit_ranges``); a small one in this process."""
+    store_head = app.recorder.max_notification_id() or 0
     trail_head = int(db.query("SELECT COALESCE(MAX(position), 0) FROM pv_audit_chain")[0][0])
-    checked = 0
-    head_hash: str | None = None
-    found: Break | None = None
-    after = 0
-    for rows in chain.pages():
-        trail = _trail_page(db, after, rows[-1][0])
-        if trail != [(r[0], r[8]) for r in rows]:  # the common case: one comparison in C
-            found = _first_difference(db, after, rows, trail_head)
-        broken = chain.receipt_break
-        if broken is not None and (found is None or broken.position < found.position):
-            found = broken
-        if found is not None:
-            good = [r for r in rows if r[0] < found.position]
-            checked += len(good)
-            head_hash = good[-1][8] if good else head_hash
-            break
-        checked += len(rows)
-        head_hash = rows[-1][8]
-        after = rows[-1][0]
+    parts = audit_ranges.run(db, app, store_head, trail_head, progress, workers=workers,
+                             chunk=chunk)
+    found, checked, head_hash = combine(app, parts, store_head, joined=len(parts) > 1)
     if found is None:
         last = db.query("SELECT MIN(position) FROM pv_audit_chain WHERE position > ?",
-                        (after,))[0][0]
+                        (store_head,))[0][0]
         if last is not None and last > (app.recorder.max_notification_id() or 0):
             # The store ends before the trail (asked again: events stored since verify
             # began may be in the trail already): its tail was removed.
             found = Break(int(last), "missing", "in the trail, no longer in the store")
-        elif chain.receipt_break is not None:
-            found = chain.receipt_break
     out: dict[str, Any] = {"ok": found is None}
     if found is not None:
         out |= {"broken_at": found.position, "what": found.what, "detail": found.detail}

@@ -8,6 +8,7 @@ from typing import Any, cast
 import orjson
 
 from domain.application import Key, PmoApplication
+from projections.audit import GENESIS, digest, link
 from projections.chain import StoreChain
 
 OID = "3f2a5c1e9b7d4e6f8a0b1c2d3e4f5a6b"
@@ -17,7 +18,7 @@ class FakeLog:
     """Events 1..n, each naming a message; receipts as given (message -> position)."""
 
     def __init__(self, messages: list[str], receipts: dict[str, int]) -> None:
-        self.rows = [(n, OID, n, "pmo.project.x", orjson.dumps(
+        self.rows: list[tuple[Any, ...]] = [(n, OID, n, "pmo.project.x", orjson.dumps(
             {"source": "urn:t", "event_id": m}), 1_000 + n)
             for n, m in enumerate(messages, 1)]
         self.receipts = {("urn:t", m): p for m, p in receipts.items()}
@@ -84,3 +85,19 @@ def test_the_service_own_actions_need_no_receipt_but_inbound_messages_do() -> No
     chain = StoreChain(cast(PmoApplication, FakeApp(log)), page=2)
     list(chain)
     assert chain.receipt_break is not None and chain.receipt_break.position == 2
+
+
+def test_the_chain_recomputed_from_the_log_follows_the_documented_digest() -> None:
+    # StoreChain inlines audit.digest and audit.link: both must give the same hashes,
+    # with and without a recording time or a receipt, and for a body that is no JSON.
+    log = FakeLog(["a", "b", "c"], {"a": 1, "b": 2, "c": 3})
+    log.rows[1] = (2, OID, 2, "pmo.project.x", log.rows[1][4], None)
+    log.rows[2] = (3, OID, 3, "pmo.project.x", b"\xff not json", 1_003)
+    prev = GENESIS
+    for lk, row in zip(StoreChain(cast(PmoApplication, FakeApp(log)), page=2), log.rows,
+                       strict=True):
+        payload = orjson.loads(row[4]) if row[0] < 3 else {}
+        expected = digest(row[0], row[1], row[2], row[3], row[5], payload.get("source"),
+                          payload.get("event_id"), row[4])
+        prev = link(prev, expected)
+        assert (lk.digest, lk.hash) == (expected, prev)

@@ -192,6 +192,9 @@ class ParkingSink(KafkaRefusalSink):
         if waiting:
             self.parking.park(waiting, self.keys)
             self.parked += len(waiting)
+            log.info("parked %d event(s) of %d subject(s) until what they name exists "
+                     "(%d parked so far)", len(waiting), len({r.subject for r in waiting}),
+                     self.parked)
         super().record_refusals([r for r in refusals if not any(r is w for w in waiting)])
 
 
@@ -218,17 +221,21 @@ class Retrier:
             queues.setdefault(parked.subject, []).append((parked, due_us))
         now = _now_us()
         ready = {s for s, q in queues.items() if q[0][1] <= now}
-        tried = 0
+        tried = decided = 0
         while ready:
             heads = sorted((queues[s][0][0] for s in ready), key=_parked_order)
             moved = self._try(heads, now)
             tried += len(heads)
+            decided += len(moved)
             ready = set()
             for parked in moved:  # decided: its subject's next one goes at once
                 queue = queues[parked.subject]
                 queue.pop(0)
                 if queue:
                     ready.add(parked.subject)
+        if decided:
+            log.info("parked events decided: %d this pass; %d stored, %d rejected so far",
+                     decided, self.stored, self.rejected)
         return tried
 
     def _try(self, heads: list[Parked], now: int) -> list[Parked]:

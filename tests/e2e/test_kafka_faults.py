@@ -24,6 +24,7 @@ from kafka.partitioner.default import murmur2
 from api.app import create_app
 from bench.workload import as_inbound, lifecycle_stream
 from consumers.deadletters import producer
+from consumers.parking import Parking
 from consumers.positions import RelayPositions
 from consumers.publisher import to_kafka
 from consumers.relay import Relay
@@ -362,8 +363,42 @@ def sdk_reference(tmp_path: Path, events: list[Any], paths: list[str],
     return count, bodies
 
 
+def kill_on_the_way(order: str, expected: int, stores: Stores, workers: list[Worker]) -> None:
+    """kill -9 (and start again) of ``consume`` a third of the way, of ``ingest`` two
+    thirds: the way is what is consumed and stored (``in-order``) or parked (the 5,004
+    events of ``portfolio-last`` before their portfolio comes)."""
+    ingest, _, consume = workers
+    parking = Parking(stores.app.recorder)
+    killed: set[str] = set()
+
+    def kill_on_time() -> bool:
+        if order == "in-order":
+            done, consumed, stored = expected, stores.consumed("audit"), stores.stored()
+        else:
+            done, consumed = expected - 2, parking.count()
+            stored = consumed
+        if "consume" not in killed and consumed >= done // 3:
+            assert consumed < done, "the run ended first"
+            consume.kill()
+            consume.start()
+            killed.add("consume")
+        if "ingest" not in killed and stored >= done * 2 // 3:
+            assert stored < done, "the run ended first"
+            ingest.kill()
+            ingest.start()
+            killed.add("ingest")
+        return len(killed) == 2
+    wait_for(kill_on_time, "a third and two thirds of the run", workers=workers)
+
+
+@pytest.mark.parametrize("order", ["in-order", "portfolio-last"])
 def test_the_first_read_after_the_pipeline_reports_0_everywhere_is_exact(
-        tmp_path: Path) -> None:
+        order: str, tmp_path: Path) -> None:
+    """``in-order``: the parents first, the children right behind them; the consumer is
+    killed (-9) a third of the way through, ingest two thirds. ``portfolio-last``: the
+    portfolio's ``opened`` right behind its project's 5,004 events, so every one of them
+    is parked first; the consumer is killed a third of the way, ingest with two thirds
+    parked: the parked events survive it."""
     settings = kafka_settings(tmp_path, inbound_partitions=6, kafka_partitions=6,
                               api_keys=KEYS)
     portfolio_id, project_id = on_other_partitions(6)
@@ -372,34 +407,20 @@ def test_the_first_read_after_the_pipeline_reports_0_everywhere_is_exact(
     # 5,005 CloudEvents and what they cause (the approval commits the portfolio's budget).
     expected, (project_view, portfolio_view) = sdk_reference(tmp_path, events, paths)
     assert Decimal(project_view["actual_cost"]) == Decimal("5000.10")
+    published = events if order == "in-order" else events[1:] + events[:1]
     stores = Stores(settings)
-    ingest, _, consume = workers = [
-        Worker(settings, tmp_path, "ingest"), Worker(settings, tmp_path, "relay"),
-        Worker(settings, tmp_path, "consume", "--all")]
+    workers = [Worker(settings, tmp_path, "ingest"), Worker(settings, tmp_path, "relay"),
+               Worker(settings, tmp_path, "consume", "--all")]
+    consume = workers[2]
     services = build_services(settings)
     try:
         with TestClient(create_app(services), raise_server_exceptions=False) as client:
             wait_for(lambda: "projects: assigned" in consume.log(), "the consumer assigned",
                      workers=workers)
             feeder = threading.Thread(target=publish_sdk, args=(
-                settings.topic(INBOUND), events, 1500))
+                settings.topic(INBOUND), published, 1500))
             feeder.start()
-            # kill -9 of the consumer at a third of the run, of ingest at two thirds.
-            killed: set[str] = set()
-
-            def kill_on_time() -> bool:
-                if "consume" not in killed and stores.consumed("audit") >= TRUTH_EVENTS // 3:
-                    assert stores.consumed("audit") < TRUTH_EVENTS, "the run ended first"
-                    consume.kill()
-                    consume.start()
-                    killed.add("consume")
-                if "ingest" not in killed and stores.stored_at_least(TRUTH_EVENTS * 2 // 3):
-                    assert stores.stored() < TRUTH_EVENTS, "the run ended first"
-                    ingest.kill()
-                    ingest.start()
-                    killed.add("ingest")
-                return len(killed) == 2
-            wait_for(kill_on_time, "a third consumed and two thirds stored", workers=workers)
+            kill_on_the_way(order, expected, stores, workers)
             feeder.join()
 
             wait_for(lambda: caught_up(client), "the pipeline at 0 everywhere",

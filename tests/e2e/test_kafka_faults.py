@@ -403,6 +403,7 @@ def test_the_first_read_after_the_pipeline_reports_0_everywhere_is_exact(
                               api_keys=KEYS)
     portfolio_id, project_id = on_other_partitions(6)
     events = sdk_stream(portfolio_id, project_id)
+    assert len(events) == TRUTH_EVENTS
     paths = [f"/v1/projects/{project_id}", f"/v1/portfolios/{portfolio_id}"]
     # 5,005 CloudEvents and what they cause (the approval commits the portfolio's budget).
     expected, (project_view, portfolio_view) = sdk_reference(tmp_path, events, paths)

@@ -18,18 +18,22 @@ log = logging.getLogger(__name__)
 EMBEDDED = {"inbound": 0, "relay": 0, "parked": 0}
 
 
+MAX_AGE_S = 1.0  # how old a pipeline measurement the API may answer with
+
+
 class PipelineLike(Protocol):
-    def status(self) -> dict[str, int]: ...
+    def recent(self, max_age_s: float) -> dict[str, int]: ...
 
 
 def pipeline(services: Services) -> dict[str, Any]:
-    """The pipeline's lag; with the broker or the store unreachable, nulls and the error
-    (never a 5xx: the views' own status still answers)."""
+    """The pipeline's lag, measured at most ``MAX_AGE_S`` ago; with the broker or the store
+    unreachable, nulls and the error (never a 5xx: the views' own status still answers).
+    A caller reads the views' lags after this, never before: see consumers.pipeline."""
     source: PipelineLike | None = services.extras.get("pipeline")
     if source is None:
         return dict(EMBEDDED)
     try:
-        return dict(source.status())
+        return dict(source.recent(MAX_AGE_S))
     except Exception as e:  # a broker restart, a coordinator moving: reported, not raised
         log.warning("pipeline lag not available: %s", e)
         return {"inbound": None, "relay": None, "parked": None,

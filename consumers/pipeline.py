@@ -10,14 +10,27 @@
 - ``relay``: stored events not yet on ``pmo.events``, the store's head minus the
   relay's position (``pmo_relay_positions``, written after the broker's acks).
 
-With the views' watermark lags, a reader is current when all of them are 0. The
-clients stay open (one admin, one group-less consumer) and are used under a lock:
-each reading costs two small requests to the broker.
+With the views' watermark lags, a reader is current when all of them are 0, *if*
+each is measured after the one before it in the pipeline: inbound, then parked,
+then relay, then the views. An event moves forward only (inbound -> stored or
+parked -> stored -> relayed -> applied), so a stage read at 0 after the stage
+before it read 0 has seen everything that left that stage; read the other way
+round, an event can slip through unseen (parked and committed between a read of
+``parked`` and one of ``inbound``; stored and relayed after the views were read).
+``status()`` keeps this order, and callers read the views after it.
+
+``recent(max_age_s)`` is what the API and its ``/metrics`` use: the last
+measurement if it began at most ``max_age_s`` ago (1 s by default), else a new one;
+concurrent callers share one measurement in flight (single flight), so a scrape
+or a dashboard costs the broker at most a few small requests a second. A cached 0
+is a 0 measured then: a reading never turns an unknown into 0 (an error is
+raised and not cached, and so is a topic the broker does not know).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -38,6 +51,8 @@ class Pipeline:
         self._consumer: KafkaConsumer | None = None
         self._relay: RelayPositions | None = None
         self._parking: Parking | None = None
+        self._measuring = threading.Lock()  # one measurement in flight
+        self._last: tuple[float, dict[str, int]] | None = None  # (began, figures)
 
     def inbound(self) -> int:
         topic = self._settings.topic(INBOUND)
@@ -47,8 +62,8 @@ class Pipeline:
                 self._consumer = KafkaConsumer(**client_options(self._settings))
             partitions = self._consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            if not tps:
-                return 0
+            if not tps:  # not created yet, or metadata not to be had: unknown, not 0
+                raise LookupError(f"no partitions of {topic} known to the broker")
             ends = self._consumer.end_offsets(tps)
             starts = self._consumer.beginning_offsets(tps)
             group = group_id(self._settings, GROUP)
@@ -75,8 +90,25 @@ class Pipeline:
         return self._parking.count()
 
     def status(self) -> dict[str, int]:
+        """Measured now, stage after stage in the pipeline's order (see the docstring)."""
+        waiting = self.inbound()
         parked = self.parked()
-        return {"inbound": self.inbound() + parked, "relay": self.relay(), "parked": parked}
+        return {"inbound": waiting + parked, "relay": self.relay(), "parked": parked}
+
+    def recent(self, max_age_s: float = 1.0) -> dict[str, int]:
+        """``status()`` begun at most ``max_age_s`` ago; callers share one in flight."""
+        asked = time.monotonic()
+        last = self._last
+        if last is not None and asked - last[0] <= max_age_s:
+            return dict(last[1])
+        with self._measuring:
+            last = self._last
+            if last is not None and last[0] >= asked:  # begun while this caller waited
+                return dict(last[1])
+            began = time.monotonic()
+            figures = self.status()
+            self._last = (began, figures)
+            return dict(figures)
 
     def close(self) -> None:
         with self._lock:

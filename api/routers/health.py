@@ -76,12 +76,12 @@ def _broker(services: Services) -> str | None:
             responses={200: {"content": {"text/plain": {}}}})
 def metrics(services: ServicesDep, request: Request) -> PlainTextResponse:
     registry: Metrics = request.app.state.metrics
+    try:  # the pipeline before the views: see consumers.pipeline
+        ahead: dict[str, Any] | None = pipeline(services)
+    except Exception:  # metrics must still answer when the broker is down: gauges left out
+        ahead = None
     try:
         projections = status_items(services)
-    except Exception:  # metrics must still answer when a view store is down; readyz says why
+    except Exception:  # likewise when a view store is down; readyz says why
         projections = []
-    try:
-        ahead: dict[str, Any] | None = pipeline(services)
-    except Exception:  # likewise when the broker is down: the gauges are left out
-        ahead = None
     return PlainTextResponse(registry.render(projections, ahead), media_type=TEXT_FORMAT)

@@ -8,27 +8,45 @@ import sqlite3
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.v1.event import CloudEvent
+from fastapi.testclient import TestClient
+from kafka import KafkaProducer
+from kafka.partitioner.default import murmur2
 
+from api.app import create_app
 from bench.workload import as_inbound, lifecycle_stream
 from consumers.deadletters import producer
+from consumers.parking import Parking
 from consumers.positions import RelayPositions
 from consumers.publisher import to_kafka
 from consumers.relay import Relay
-from consumers.topics import EVENTS, INBOUND
-from pmo.bootstrap import build_application, build_ingest
+from consumers.topics import DLQ, EVENTS, INBOUND, REJECTED
+from pmo.bootstrap import build_application, build_ingest, build_services
 from pmo.settings import Settings
 from projections.audit_read import verify
 from projections.audit_verify import contract
 from projections.db import Db
 from projections.runner import EmbeddedRunner
 from projections.service import ProjectionService
-from tests.conftest import drop_postgres_schema, fresh_postgres_schema
-from tests.kafka_support import REPO, Worker, kafka_settings, views, wait_for
+from tests.conftest import KAFKA_BOOTSTRAP, drop_postgres_schema, fresh_postgres_schema
+from tests.e2e.conftest import AUDIT, KEYS
+from tests.kafka_support import (
+    REPO,
+    Worker,
+    kafka_settings,
+    read_all,
+    views,
+    wait_for,
+    without_recording_times,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -247,3 +265,182 @@ def _holds(worker: Worker, partitions: int, name: str = "projects") -> bool:
     """The worker's latest assignment of projection ``name`` has this many partitions."""
     lines = [x for x in worker.log().splitlines() if f"{name}: assigned" in x]
     return bool(lines) and lines[-1].count("pmo.events:") == partitions
+
+
+# The run of issue 10's "Why": 5,000 cost events of 1.00 and one of 0.10 for one project,
+# published with the official CloudEvents SDK right behind their parents.
+COSTS = 5000
+TRUTH_EVENTS = 4 + COSTS + 1  # opened, proposed, approved, started; the costs (CloudEvents)
+
+
+def sdk_stream(portfolio_id: str, project_id: str) -> list[Any]:
+    """The portfolio's ``opened``, the project's parents and costs, as SDK CloudEvents."""
+    def event(n: int, type_: str, subject: str, data: dict[str, Any]) -> CloudEvent:
+        return CloudEvent(attributes={
+            "id": f"truth-{n}", "source": "urn:migration", "type": type_, "subject": subject,
+            "time": datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+            "datacontenttype": "application/json", "actor": "loader"}, data=data)
+
+    parents = [
+        event(0, "pmo.portfolio.opened", portfolio_id, {
+            "name": "Migration", "pmo_type": "controlling", "currency": "EUR",
+            "budget_envelope": "1000000.00", "owner": "Olga"}),
+        event(1, "pmo.project.proposed", project_id, {
+            "portfolio_id": portfolio_id, "name": "Bulk load", "sponsor": "COO",
+            "budget_requested": "100000.00", "planned_start": "2026-04-01",
+            "planned_finish": "2026-12-15"}),
+        event(2, "pmo.project.approved", project_id, {"approved_budget": "100000.00",
+                                                      "approver": "Steering"}),
+        event(3, "pmo.project.started", project_id, {"started_on": "2026-04-02"})]
+    costs = [event(4 + n, "pmo.project.cost_recorded", project_id, {
+        "amount": "0.10" if n == COSTS else "1.00", "currency": "EUR",
+        "incurred_on": "2026-05-01", "category": "labour", "reference": f"inv-{n}"})
+        for n in range(COSTS + 1)]
+    return parents + costs
+
+
+def on_other_partitions(partitions: int) -> tuple[str, str]:
+    """A portfolio and a project whose keys land on different partitions of pmo.inbound
+    (the Java client's and kafka-python's default partitioner: murmur2 of the key)."""
+    def partition(key: str) -> int:
+        return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+    portfolio_id = "PF-MIGRATION"
+    project_id = next(f"PRJ-BULK-{n}" for n in range(100)
+                      if partition(f"PRJ-BULK-{n}") != partition(portfolio_id))
+    return portfolio_id, project_id
+
+
+def publish_sdk(topic: str, events: list[Any], per_second: int) -> None:
+    """Kafka binary mode of the SDK, keyed by subject (CONTRACT), ``per_second`` at most;
+    the first chunk holds the parents and their first children, back to back."""
+    messages = [ce_kafka.to_binary_event(e, key_mapper=lambda e: e.get_subject())
+                for e in events]
+    kafka_producer = KafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, linger_ms=5)
+    futures = []
+    chunk = per_second // 10
+    for start in range(0, len(messages), chunk):
+        for m in messages[start:start + chunk]:
+            key = m.key.encode() if isinstance(m.key, str) else m.key
+            futures.append(kafka_producer.send(topic, key=key, value=m.value,
+                                               headers=list(m.headers.items())))
+        kafka_producer.flush()
+        time.sleep(0.1)
+    for f in futures:
+        f.get(timeout=30)
+    kafka_producer.close()
+
+
+def caught_up(client: TestClient) -> bool:
+    """What a dashboard reads: the pipeline and every view's lag at 0."""
+    body = client.get("/v1/projections", headers=AUDIT).json()
+    ahead = body["pipeline"]
+    return (ahead["inbound"] == ahead["relay"] == ahead["parked"] == 0
+            and all(item["lag"] == 0 for item in body["items"]))
+
+
+def sdk_reference(tmp_path: Path, events: list[Any], paths: list[str],
+                  ) -> tuple[int, list[dict[str, Any]]]:
+    """Store count and the views at ``paths`` of the same events in embedded mode, in order
+    (the SDK's structured mode: one JSON document each)."""
+    settings = Settings(data_dir=tmp_path / "reference", api_keys=KEYS)
+    services = build_services(settings)
+    try:
+        inbound = as_inbound([orjson.loads(ce_kafka.to_structured_event(e).value)
+                              for e in events])
+        ingest = build_ingest(services.app)
+        for start in range(0, len(inbound), 1000):
+            assert {r.status for r in ingest.submit(inbound[start:start + 1000])} == {
+                "accepted"}
+        assert isinstance(services.runner, EmbeddedRunner)
+        services.runner.catch_up()
+        count = len(services.app.recorder.select_notifications(None, 10**7))
+        with TestClient(create_app(services), raise_server_exceptions=False) as client:
+            bodies = [without_recording_times(client.get(p, headers=AUDIT).json())
+                      for p in paths]
+    finally:
+        services.close()
+    return count, bodies
+
+
+def kill_on_the_way(order: str, expected: int, stores: Stores, workers: list[Worker]) -> None:
+    """kill -9 (and start again) of ``consume`` a third of the way, of ``ingest`` two
+    thirds: the way is what is consumed and stored (``in-order``) or parked (the 5,004
+    events of ``portfolio-last`` before their portfolio comes)."""
+    ingest, _, consume = workers
+    parking = Parking(stores.app.recorder)
+    killed: set[str] = set()
+
+    def kill_on_time() -> bool:
+        if order == "in-order":
+            done, consumed, stored = expected, stores.consumed("audit"), stores.stored()
+        else:
+            done, consumed = expected - 2, parking.count()
+            stored = consumed
+        if "consume" not in killed and consumed >= done // 3:
+            assert consumed < done, "the run ended first"
+            consume.kill()
+            consume.start()
+            killed.add("consume")
+        if "ingest" not in killed and stored >= done * 2 // 3:
+            assert stored < done, "the run ended first"
+            ingest.kill()
+            ingest.start()
+            killed.add("ingest")
+        return len(killed) == 2
+    wait_for(kill_on_time, "a third and two thirds of the run", workers=workers)
+
+
+@pytest.mark.parametrize("order", ["in-order", "portfolio-last"])
+def test_the_first_read_after_the_pipeline_reports_0_everywhere_is_exact(
+        order: str, tmp_path: Path) -> None:
+    """``in-order``: the parents first, the children right behind them; the consumer is
+    killed (-9) a third of the way through, ingest two thirds. ``portfolio-last``: the
+    portfolio's ``opened`` right behind its project's 5,004 events, so every one of them
+    is parked first; the consumer is killed a third of the way, ingest with two thirds
+    parked: the parked events survive it."""
+    settings = kafka_settings(tmp_path, inbound_partitions=6, kafka_partitions=6,
+                              api_keys=KEYS)
+    portfolio_id, project_id = on_other_partitions(6)
+    events = sdk_stream(portfolio_id, project_id)
+    assert len(events) == TRUTH_EVENTS
+    paths = [f"/v1/projects/{project_id}", f"/v1/portfolios/{portfolio_id}"]
+    # 5,005 CloudEvents and what they cause (the approval commits the portfolio's budget).
+    expected, (project_view, portfolio_view) = sdk_reference(tmp_path, events, paths)
+    assert Decimal(project_view["actual_cost"]) == Decimal("5000.10")
+    published = events if order == "in-order" else events[1:] + events[:1]
+    stores = Stores(settings)
+    workers = [Worker(settings, tmp_path, "ingest"), Worker(settings, tmp_path, "relay"),
+               Worker(settings, tmp_path, "consume", "--all")]
+    consume = workers[2]
+    services = build_services(settings)
+    try:
+        with TestClient(create_app(services), raise_server_exceptions=False) as client:
+            wait_for(lambda: "projects: assigned" in consume.log(), "the consumer assigned",
+                     workers=workers)
+            feeder = threading.Thread(target=publish_sdk, args=(
+                settings.topic(INBOUND), published, 1500))
+            feeder.start()
+            kill_on_the_way(order, expected, stores, workers)
+            feeder.join()
+
+            wait_for(lambda: caught_up(client), "the pipeline at 0 everywhere",
+                     timeout_s=120, workers=workers)
+            # The first read after "caught up": exact, not a total two seconds early.
+            project = client.get(paths[0], headers=AUDIT)
+            assert project.status_code == 200, project.text
+            assert Decimal(project.json()["actual_cost"]) == Decimal("5000.10")
+            assert without_recording_times(project.json()) == project_view
+            portfolio = client.get(paths[1], headers=AUDIT)
+            assert without_recording_times(portfolio.json()) == portfolio_view
+        assert stores.stored() == expected
+        assert contract(verify(services.projections.db, stores.app)) == {
+            "ok": True, "checked": expected}
+        # Nothing was refused on the way: a proposal that overtook its portfolio waited.
+        assert read_all(settings.topic(REJECTED), 0) == []
+        assert read_all(settings.topic(DLQ), 0) == []
+    finally:
+        services.close()
+        for w in workers:
+            w.stop()
+        stores.close()

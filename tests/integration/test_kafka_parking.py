@@ -5,10 +5,12 @@ event survives the worker (a new one, on the same store, finishes it)."""
 
 from __future__ import annotations
 
+import math
 import random
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,12 @@ from hypothesis import strategies as st
 from bench.workload import event
 from consumers.deadletters import producer
 from consumers.ingest_worker import InboundWorker, inbound_consumer
-from consumers.parking import Parking, ParkingSink, Retrier
+from consumers.parking import RUN, Parking, ParkingSink, Retrier
 from consumers.pipeline import Pipeline
 from consumers.topics import INBOUND, REJECTED
 from domain.application import PmoApplication
 from ingest.cloudevents import parse_structured
-from ingest.service import Inbound
+from ingest.service import Inbound, IngestService, Result
 from pmo.bootstrap import build_application, build_ingest
 from pmo.demo_data import generate
 from pmo.settings import Settings
@@ -167,3 +169,58 @@ def test_an_event_whose_parent_never_comes_is_rejected_after_its_time(tmp_path: 
     first.pipeline.close()
     kafka_producer.close()
     app.close()
+
+
+class CountedIngest(IngestService):
+    """The real ingest service; how many transactions it was asked for is counted."""
+
+    submits = 0
+
+    def submit(self, messages: Sequence[Inbound]) -> list[Result]:
+        self.submits += 1
+        return super().submit(messages)
+
+
+def test_events_parked_behind_a_late_parent_go_through_in_runs(tmp_path: Path) -> None:
+    settings_ = kafka_settings(tmp_path, park_seconds=120)
+    app = build_application(settings_)
+    kafka_producer = producer(settings_)
+    parking = Parking(app.recorder)
+    sink = ParkingSink(kafka_producer, settings_, parking)
+    ingest = CountedIngest(app)
+    retrier = Retrier(ingest, sink, parking, settings_.park_seconds, settings_.max_body_bytes)
+    costs = 1200
+
+    def inbound(events: list[dict[str, Any]]) -> list[Inbound]:
+        return [Inbound(orjson.dumps(e), parse_structured(e)) for e in events]
+
+    project = [event(1, "pmo.project.proposed", "P-1", {
+        "portfolio_id": "PF-LATE", "name": "P", "sponsor": "cfo", "budget_requested": "5000",
+        "planned_start": "2026-01-01", "planned_finish": "2026-06-30"}),
+        event(2, "pmo.project.approved", "P-1", {"approved_budget": "5000",
+                                                 "approver": "board"}),
+        event(3, "pmo.project.started", "P-1", {"started_on": "2026-01-02"})] + [
+        event(4 + n, "pmo.project.cost_recorded", "P-1", {
+            "amount": "1.25", "currency": "EUR", "incurred_on": "2026-02-01",
+            "category": "labour", "reference": f"inv-{n}"}) for n in range(costs)]
+    try:
+        build_ingest(app, sink).submit(inbound(project))
+        assert parking.count() == len(project)  # all behind the proposal
+        time.sleep(0.25)
+        assert retrier.step() == 1 and retrier.stored == 0  # the head alone, still waiting
+        assert not parking.anything_due()  # those behind it are due no sooner than it
+        build_ingest(app, sink).submit(inbound([event(0, "pmo.portfolio.opened", "PF-LATE", {
+            "name": "Late", "pmo_type": "controlling", "currency": "EUR",
+            "budget_envelope": "100000", "owner": "o"})]))
+        time.sleep(0.5)
+        before = ingest.submits
+        retrier.step()  # one pass: the head, then the rest in runs
+        assert retrier.stored == len(project) and parking.count() == 0
+        assert ingest.submits - before == 1 + math.ceil((len(project) - 1) / RUN)
+        assert sink.sent == {"dlq": 0, "rejected": 0}
+        got = views_of(app, tmp_path / "views.sqlite")["projects"]["items"]
+        assert [(p["project_id"], p["state"], Decimal(p["actual_cost"])) for p in got] == [
+            ("P-1", "active", Decimal("1.25") * costs)]
+    finally:
+        kafka_producer.close()
+        app.close()

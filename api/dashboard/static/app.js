@@ -16,6 +16,10 @@
 
   let roles = new Set();
   let state = readHash();
+  // The hash this page last wrote or adopted. Another one in the address bar is a
+  // navigation (a shared link opened in this tab) whose hashchange has not run yet:
+  // writing ours over it would lose the instant the link asked for.
+  let ownHash = location.hash;
   let validAt = { supported: false, format: "date-time" };
   let storeMax = 0;
   let lastSeq = null;
@@ -90,8 +94,10 @@
     return "#" + p.toString();
   }
   function writeHash() {
+    if (location.hash !== ownHash) return; // the pending hashchange adopts the new one
     const target = hashOf(state);
     if (location.hash !== target) history.replaceState(null, "", target);
+    ownHash = location.hash;
   }
   function link(changes, text, attrs = {}) {
     return h("a", { href: hashOf({ ...state, ...changes }), ...attrs }, text);
@@ -754,6 +760,7 @@
       refresh();
     });
     window.addEventListener("hashchange", () => {
+      ownHash = location.hash;
       const next = readHash();
       if (next.as_of !== state.as_of) {
         state = next;

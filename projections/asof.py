@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from domain.application import PmoApplication
 from domain.base import store_id
 from projections.aggregates import PortfolioProjection
-from projections.documents import Fig, ManagerDoc, ProjectDoc, Versioned
+from projections.documents import Fig, ProjectDoc, Versioned
 from projections.feed import RecordedEvent, from_stored, micros
 from projections.folds import (
     fold_manager,
@@ -123,19 +123,13 @@ def program(app: PmoApplication, projects: ProjectProjection, key: str,
     return view
 
 
-def manager_figs(projects: ProjectProjection, key: str, doc: ManagerDoc, at_us: int, on: date,
+def manager_figs(projects: ProjectProjection, key: str, at_us: int, on: date,
                  valid_us: int | None = None) -> list[tuple[Fig, Kpis]]:
     """The figure rows, recorded at ``at_us`` (and valid at ``valid_us``), of the projects
-    manager ``key`` held then: every project ever assigned, read by portfolio (the index
-    of the figure table), kept where the row names this manager."""
-    ids = [store_id("project", k).hex for k in doc.get("assigned_ever", ())]
-    by_portfolio: dict[str, list[str]] = {}
-    if ids:
-        found = projects.db.query("SELECT id, portfolio_id FROM pv_projects WHERE id IN "
-                                  f"({','.join('?' * len(ids))})", ids)
-        for id_, portfolio_id in found:
-            by_portfolio.setdefault(portfolio_id, []).append(id_)
-    return [(f, k) for portfolio_id, members in by_portfolio.items()
+    manager ``key`` held then: every project ever assigned to ``key`` (by the projects'
+    own events, whatever the manager aggregate recorded), read by portfolio (the index of
+    the figure table), kept where the row names this manager."""
+    return [(f, k) for portfolio_id, members in projects.managed_ever(key).items()
             for f, k in projects.figs_at(portfolio_id, at_us, on, members, valid_us=valid_us)
             if f.manager_id == key]
 
@@ -145,7 +139,7 @@ def manager(app: PmoApplication, projects: ProjectProjection, key: str,
     doc, stopped = doc_and_stop(app, "manager", key, at, fold_manager)
     if doc is None:
         return None
-    view = manager_view(doc, manager_figs(projects, key, doc, micros(at), at.date()))
+    view = manager_view(doc, manager_figs(projects, key, micros(at), at.date()))
     if stopped:  # the service adds "quarantined": false otherwise
         view["quarantined"] = True
     return view

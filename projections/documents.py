@@ -99,8 +99,9 @@ class ManagerDoc(Versioned):
     capacity: int
     grade: str | None
     in_pool: bool
-    projects: list[str]  # held now
-    assigned_ever: list[str]  # as-of KPIs look among these
+    # Held now, as the manager aggregate recorded them (the view counts the projects'
+    # figures instead: an assignment that overtook the registration is not in here).
+    projects: list[str]
 
 
 class Fig(NamedTuple):

@@ -269,8 +269,6 @@ def _left_pool(doc: ManagerDoc, p: Payload) -> None:
 def _project_assigned(doc: ManagerDoc, p: Payload) -> None:
     if p["project_id"] not in doc["projects"]:
         doc["projects"].append(p["project_id"])
-    if p["project_id"] not in doc["assigned_ever"]:  # as-of KPIs look among these
-        doc["assigned_ever"].append(p["project_id"])
 
 
 def _project_released(doc: ManagerDoc, p: Payload) -> None:
@@ -294,7 +292,7 @@ def fold_manager(doc: ManagerDoc | None, e: RecordedEvent) -> ManagerDoc | None:
     if topic == _MANAGER_CREATED:
         doc = {"id": e.oid_hex, "manager_id": p["key"], "name": p["name"],
                "capacity": p["capacity"], "grade": p.get("grade"), "in_pool": True,
-               "projects": [], "assigned_ever": []}
+               "projects": []}
         return _event(doc, e)
     if doc is None:
         return None

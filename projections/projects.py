@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from domain.catalogue import topic_of
 from domain.project import Project
 from projections.aggregates import DocProjection
 from projections.db import Tx
@@ -33,6 +34,7 @@ from projections.kpi import COMPUTE_ERRORS, Figures, Kpis, project_kpis, unreada
 from projections.validtime import advance, drop_without_valid_time
 
 SNAPSHOT_EVERY = 100
+_MANAGER_ASSIGNED = topic_of(Project.ManagerAssigned)
 MEMO_LIMIT = 200_000  # figures kept with their KPIs (a few hundred bytes each)
 
 def fig_row(doc: ProjectDoc) -> list[Any]:
@@ -76,7 +78,7 @@ class ProjectProjection(DocProjection[ProjectDoc]):
     topics = (f"{Project.TOPIC}.",)
     table = "pv_projects"
     history = "pv_project_history"
-    tables = (table, history, "pv_project_snapshots")
+    tables = (table, history, "pv_project_snapshots", "pv_project_managers")
     deferred_indexes = ("pv_projects_portfolio", "pv_projects_program", "pv_projects_manager",
                         "pv_project_history_at")
     key_field = "project_id"
@@ -109,20 +111,30 @@ class ProjectProjection(DocProjection[ProjectDoc]):
             # stored events on top of one (the same fold, so it cannot disagree with live).
             "CREATE TABLE IF NOT EXISTS pv_project_snapshots (id TEXT NOT NULL, "
             "version {INT} NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (id, version))",
+            # Every manager a project ever had (a row per assignment's first time): the
+            # candidates of a manager's view as of T, found from the projects' own events,
+            # so the order of the manager's registration and the assignment does not matter.
+            "CREATE TABLE IF NOT EXISTS pv_project_managers (manager_id TEXT NOT NULL, "
+            "id TEXT NOT NULL, portfolio_id TEXT NOT NULL, PRIMARY KEY (manager_id, id))",
         ]
 
     def create_tables(self) -> None:
         drop_without_valid_time(self, "pv_project_history", "valid_us")
+        # A view written before the table above is rebuilt from the start (as valid time was).
+        drop_without_valid_time(self, "pv_project_managers", None)
         super().create_tables()
 
     def apply(self, tx: Tx, events: Sequence[RecordedEvent], prepared: Any = None) -> None:
         self._history: list[tuple[str, int, int, str, str, int]] = []
         self._snapshots: list[tuple[str, int, str]] = []
+        self._managers: list[tuple[str, str, str]] = []
         super().apply(tx, events)
         tx.insert_many("pv_project_history", ("id", "version", "recorded_us", "portfolio_id",
                                               "fig", "valid_us"), self._history)
         tx.executemany("INSERT INTO pv_project_snapshots (id, version, doc) VALUES (?,?,?) "
                        "ON CONFLICT (id, version) DO NOTHING", self._snapshots)
+        tx.executemany("INSERT INTO pv_project_managers (manager_id, id, portfolio_id) "
+                       "VALUES (?,?,?) ON CONFLICT (manager_id, id) DO NOTHING", self._managers)
 
     def snapshot_at(self, id_: str, version: int) -> ProjectDoc | None:
         """The latest doc snapshot at or below ``version``, if any."""
@@ -134,6 +146,9 @@ class ProjectProjection(DocProjection[ProjectDoc]):
         valid_us = advance(doc, e)
         if e.originator_version % SNAPSHOT_EVERY == 0:
             self._snapshots.append((doc["id"], e.originator_version, orjson.dumps(doc).decode()))
+        manager_id = doc["manager_id"]
+        if e.topic == _MANAGER_ASSIGNED and manager_id is not None:
+            self._managers.append((manager_id, doc["id"], doc["portfolio_id"]))
         if e.topic in FIGURE_EVENTS:
             self._history.append((doc["id"], e.originator_version,
                                   e.recorded_us, doc["portfolio_id"],
@@ -201,6 +216,15 @@ class ProjectProjection(DocProjection[ProjectDoc]):
             " GROUP BY id) m ON h.id = m.id AND h.version = m.v WHERE h.portfolio_id = ?",
             [*params, portfolio_id])
         return self.evaluate([r[0] for r in rows], on)
+
+    def managed_ever(self, manager_id: str) -> dict[str, list[str]]:
+        """The projects ever assigned to ``manager_id`` (ids), by portfolio."""
+        by_portfolio: dict[str, list[str]] = {}
+        for id_, portfolio_id in self.db.query(
+                "SELECT id, portfolio_id FROM pv_project_managers WHERE manager_id = ?",
+                (manager_id,)):
+            by_portfolio.setdefault(portfolio_id, []).append(id_)
+        return by_portfolio
 
     # -- reads at a valid time ----------------------------------------------------
 

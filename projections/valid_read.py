@@ -135,7 +135,7 @@ def manager(app: PmoApplication, projects: ProjectProjection, key: str, valid: d
     doc, stopped = _fold(fold_manager, prefix(app, store_id("manager", key), valid, recorded))
     if doc is None:
         return None
-    rows = manager_figs(projects, key, doc, micros(recorded or FOREVER), valid.date(),
+    rows = manager_figs(projects, key, micros(recorded or FOREVER), valid.date(),
                         valid_us=micros(valid))
     return _flagged(manager_view(doc, rows), stopped)
 

@@ -190,18 +190,24 @@ def _variance(rows: Evaluated) -> Decimal:
 
 
 def manager_view(doc: ManagerDoc, rows: Evaluated) -> dict[str, Any]:
-    """``rows``: the projects whose current manager this is (terminal ones included)."""
+    """``rows``: the projects whose current manager this is (terminal ones included).
+
+    The projects held (``projects``, ``active_projects``, ``utilisation``) are the
+    non-terminal ones among ``rows``, never the manager aggregate's own list: a
+    supportive or controlling PMO accepts an assignment before the manager's
+    registration (Kafka partitions can deliver it so), which the aggregate then never
+    records, while the project's figures always name its manager."""
     u = Unavailable()
     completed = [(f.finished_on, f.baseline_finish) for f, _ in rows if f.state == _COMPLETED]
+    held = sorted(f.key for f, _ in rows if f.state not in TERMINAL)
     failing = sum(1 for _, k in rows if "estimate_at_completion" in k.unavailable)
     if failing:
         u["budget_variance"] = f"not computable: unavailable for {failing} of the projects"
     view = {
         "manager_id": doc["manager_id"], "name": doc["name"], "grade": doc["grade"],
-        "capacity": doc["capacity"], "active_projects": len(doc["projects"]),
-        "utilisation": u.figure("utilisation", lambda: round(
-            len(doc["projects"]) / doc["capacity"], 4)),
-        "projects": list(doc["projects"]), "in_pool": doc["in_pool"],
+        "capacity": doc["capacity"], "active_projects": len(held),
+        "utilisation": u.figure("utilisation", lambda: round(len(held) / doc["capacity"], 4)),
+        "projects": held, "in_pool": doc["in_pool"],
         "completed_projects": len(completed),
         "on_time_rate": u.figure("on_time_rate", lambda: on_time_rate(
             (date.fromisoformat(a) if a else None, date.fromisoformat(b) if b else None)

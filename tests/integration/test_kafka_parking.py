@@ -130,8 +130,9 @@ def test_a_bulk_load_in_any_interleaving_ends_with_the_in_order_views(
                 differ = {k for k in mine.keys() | want.keys() if mine.get(k) != want.get(k)}
                 # The one known difference (docs/kafka.md): a supportive or controlling PMO
                 # records any manager id as given, so an assignment that overtakes the
-                # manager's registration is not on the manager aggregate: same projects
-                # in its view, a lower version.
+                # manager's registration is not on the manager aggregate: a lower version.
+                # Its projects, active_projects and utilisation come from the projects'
+                # figures, so they agree in any interleaving.
                 if name == "managers":
                     differ.discard("version")
                 assert differ == set(), (name, {k: (mine.get(k), want.get(k)) for k in differ})

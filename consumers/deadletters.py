@@ -15,6 +15,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from consumers.retry import connected
 from consumers.topics import DLQ, REJECTED, client_options
 from ingest.service import Refusal
 from pmo.settings import Settings
@@ -30,7 +31,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """An idempotent producer (acks=all): retries never duplicate or reorder a partition."""
     options: dict[str, Any] = {**client_options(settings), "enable_idempotence": True,
                                "acks": "all", "linger_ms": 5, **overrides}
-    return KafkaProducer(**options)
+    return connected(lambda: KafkaProducer(**options), what="a producer")
 
 
 class KafkaRefusalSink:

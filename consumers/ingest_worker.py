@@ -24,7 +24,7 @@ from kafka.structs import OffsetAndMetadata
 from consumers.deadletters import KafkaRefusalSink
 from consumers.inbound import origin, read
 from consumers.membership import Membership
-from consumers.retry import commit
+from consumers.retry import commit, connected
 from consumers.topics import INBOUND, client_options, group_id, subscribe
 from ingest.service import Inbound, Result
 from pmo.settings import Settings
@@ -40,14 +40,15 @@ class Submitter(Protocol):
 
 
 def inbound_consumer(settings: Settings) -> KafkaConsumer:
-    consumer = KafkaConsumer(
+    consumer = connected(lambda: KafkaConsumer(
         **client_options(settings),
         group_id=group_id(settings, GROUP), enable_auto_commit=False,
         auto_offset_reset="earliest", max_poll_records=settings.ingest_batch_size,
         # A killed worker's partitions move to the others after 10 s, not 45.
         session_timeout_ms=10_000, heartbeat_interval_ms=3000,
         # A message over the limit must still be fetched, to be dead-lettered.
-        max_partition_fetch_bytes=max(1024 * 1024, settings.max_body_bytes * 2))
+        max_partition_fetch_bytes=max(1024 * 1024, settings.max_body_bytes * 2)),
+        what="the inbound consumer")
     subscribe(consumer, [settings.topic(INBOUND)])
     return consumer
 

@@ -26,6 +26,7 @@ from kafka.structs import OffsetAndMetadata
 from consumers.codec import EventDecoder
 from consumers.membership import Membership
 from consumers.rebuild import KafkaRebuild
+from consumers.retry import connected
 from consumers.topics import EVENTS, client_options, group_id, subscribe
 from pmo.settings import Settings
 from projections.base import REBUILDING, Projection
@@ -71,7 +72,7 @@ def events_consumer(settings: Settings, group: str, **overrides: Any) -> KafkaCo
         # store's log from each partition, which the merge below puts back in order.
         "fetch_max_bytes": 64 * 1024 * 1024, "max_partition_fetch_bytes": 1024 * 1024,
         **overrides}
-    return KafkaConsumer(**options)
+    return connected(lambda: KafkaConsumer(**options), what=f"the consumer of {group}")
 
 
 class SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.codec import EventDecoder
+from consumers.retry import connected
 from consumers.topics import EVENTS, client_options
 from pmo.settings import Settings
 from projections import bluegreen
@@ -46,10 +47,10 @@ class KafkaRebuild:
         self.next.open(resume=True)
         self._decoder = decoder
         topic = settings.topic(EVENTS)
-        self._consumer = KafkaConsumer(
+        self._consumer = connected(lambda: KafkaConsumer(
             **client_options(settings), group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=max_records or MAX_RECORDS,
-            max_partition_fetch_bytes=1024 * 1024)
+            max_partition_fetch_bytes=1024 * 1024), what="the rebuild's reader")
         partitions = self._consumer.partitions_for_topic(topic)
         if not partitions:  # no metadata yet: never take "no partitions" for "caught up"
             self._consumer.close(autocommit=False)

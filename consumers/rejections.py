@@ -19,7 +19,7 @@ from kafka.errors import KafkaTimeoutError
 
 from consumers.inbound import read
 from consumers.projector import SeekToStored, tracking_key
-from consumers.retry import retrying
+from consumers.retry import connected, retrying
 from consumers.topics import DLQ, REJECTED, client_options
 from ingest.service import Refusal
 from pmo.settings import Settings
@@ -68,8 +68,9 @@ class RejectionConsumer:
         # No consumer group: the log's own offsets are the truth, and one reader of
         # these low-volume topics is enough. It takes every partition itself, so no
         # rebalance ever interrupts it.
-        self._consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False,
-                                       auto_offset_reset="earliest", max_poll_records=1000)
+        self._consumer = connected(lambda: KafkaConsumer(
+            **client_options(settings), enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=1000), what="the refusals' reader")
         partitions = retrying(lambda: _partitions(
             self._consumer, [settings.topic(DLQ), settings.topic(REJECTED)]),
             what="reading topic metadata")

@@ -41,6 +41,14 @@ def retrying(action: Callable[[], T], *, what: str,
             delay = min(delay * 2, 5.0)
 
 
+def connected(factory: Callable[[], T], *, what: str) -> T:
+    """A Kafka client made once the broker answers. kafka-python's constructors bootstrap
+    and raise a (retriable) timeout when no broker answers in time: a worker started
+    before its broker, or while it restarts, waits for it like any other outage instead
+    of dying at start."""
+    return retrying(factory, what=f"connecting {what} to the broker")
+
+
 def commit(consumer: Any, offsets: Any = None) -> bool:
     """Commit offsets of work that is already durable; False if the group rebalanced.
 

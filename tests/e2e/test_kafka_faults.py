@@ -4,6 +4,7 @@ money total) equals the embedded reference built from the same CloudEvents."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -26,6 +27,7 @@ from bench.workload import as_inbound, lifecycle_stream
 from consumers.deadletters import producer
 from consumers.parking import Parking
 from consumers.positions import RelayPositions
+from consumers.projector import events_consumer
 from consumers.publisher import to_kafka
 from consumers.relay import Relay
 from consumers.topics import DLQ, EVENTS, INBOUND, REJECTED
@@ -444,3 +446,101 @@ def test_the_first_read_after_the_pipeline_reports_0_everywhere_is_exact(
         for w in workers:
             w.stop()
         stores.close()
+
+
+def _forward(listener: socket.socket, target: tuple[str, int], stop: threading.Event) -> None:
+    """A TCP forwarder: the broker, reachable at ``listener``'s port only once this runs."""
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while chunk := a.recv(65536):
+                b.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            a.close()
+            b.close()
+
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            client, _ = listener.accept()
+        except TimeoutError:
+            continue
+        upstream = socket.create_connection(target)
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+    listener.close()
+
+
+def test_a_worker_started_before_its_broker_waits_for_it(tmp_path: Path) -> None:
+    """``pmo consume`` started while no broker answers (compose starting it first, or a
+    broker restart under way) waits for it, then consumes: it never dies at start."""
+    expected, _ = reference(tmp_path, 40)
+    settings = kafka_settings(tmp_path)
+    app = build_application(settings)
+    base, rest = split(40)
+    build_ingest(app).submit(as_inbound(base + rest))
+    with socket.socket() as probe:  # a port nothing listens on yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    late = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
+    worker = Worker(late, tmp_path, "consume", "projects")
+    stores = Stores(settings)
+    stop = threading.Event()
+    kafka_producer = producer(settings, linger_ms=10)
+    try:
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            assert worker.alive(), worker.log()[-3000:]
+            time.sleep(0.2)
+        assert "ECONNREFUSED" in worker.log()  # it had no broker, and it is alive
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        host, broker_port = KAFKA_BOOTSTRAP.split(":")
+        threading.Thread(target=_forward, args=(listener, (host, int(broker_port)), stop),
+                         daemon=True).start()
+        relay = Relay(app.recorder, kafka_producer, settings.topic(EVENTS), batch=1000)
+        while relay.step():
+            pass
+        wait_for(lambda: stores.consumed("projects") >= expected, "the late worker consuming",
+                 workers=[worker])
+    finally:
+        stop.set()
+        kafka_producer.close()
+        worker.stop()
+        stores.close()
+        app.close()
+
+
+def test_a_client_made_while_no_broker_answers_waits_for_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """kafka-python's constructors bootstrap, and raise when no broker answers in time: a
+    worker whose broker went away between its start and its consumer (CI met it during a
+    broker restart) waited for it only once ``connected`` wraps them."""
+    settings = kafka_settings(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    late = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
+    stop = threading.Event()
+
+    def broker_comes_back() -> None:
+        time.sleep(3)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        host, broker_port = KAFKA_BOOTSTRAP.split(":")
+        _forward(listener, (host, int(broker_port)), stop)
+
+    threading.Thread(target=broker_comes_back, daemon=True).start()
+    began = time.monotonic()
+    try:
+        # One bootstrap attempt gives up after 1 s: several fail before the broker is back.
+        consumer = events_consumer(late, "late-group", bootstrap_timeout_ms=1000)
+        assert time.monotonic() - began >= 3
+        assert consumer.partitions_for_topic(settings.topic(EVENTS))
+        assert "to the broker" in caplog.text
+        consumer.close()
+    finally:
+        stop.set()

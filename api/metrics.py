@@ -24,20 +24,18 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingest.schemas import TYPES
+from ingest.counters import IngestCounters
 
 # The text format generate_latest writes (0.0.4), which every Prometheus reads.
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds; reads answered from the cache take well under a millisecond.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0)
-OUTCOMES = ("accepted", "duplicate", "queued", "invalid", "rejected")
 
 
-# Label values a client cannot multiply: HTTP methods and CloudEvent types outside these
-# are counted as "other" / "unknown".
+# Label values a client cannot multiply: HTTP methods outside these are counted as
+# "other" (CloudEvent types: ingest.counters).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-KNOWN_TYPES = frozenset(TYPES)
 
 
 class Metrics:
@@ -50,14 +48,7 @@ class Metrics:
         self._requests = Counter(
             "pmo_http_requests", "HTTP requests answered, by route and status.",
             ("method", "route", "status"), registry=self.registry)
-        self._ingest = Counter("pmo_ingest_events", "Inbound events by outcome.", ("status",),
-                               registry=self.registry)
-        self._ingest_types = Counter(
-            "pmo_ingest_events_by_type", "Inbound events by outcome and CloudEvent type "
-            "('unknown' when the envelope could not be read).", ("status", "type"),
-            registry=self.registry)
-        for status in OUTCOMES:
-            self._ingest.labels(status)  # present at 0 from the start
+        self._ingest = IngestCounters(self.registry)
         self._position = Gauge("pmo_projection_position", "The view's watermark: every "
                                "stored event at or below it is applied.", ("projection",),
                                registry=self.registry)
@@ -86,13 +77,10 @@ class Metrics:
                      types: Iterable[str | None] | None = None) -> None:
         statuses = list(statuses)
         for status in statuses:
-            self._ingest.labels(status).inc()
+            self._ingest.outcome(status)
         if types is not None:
             for status, type_ in zip(statuses, types, strict=True):
-                # Only the known types: a label per publisher-chosen string would grow
-                # the registry without bound.
-                known = type_ if type_ in KNOWN_TYPES else "unknown"
-                self._ingest_types.labels(status, known).inc()
+                self._ingest.typed(status, type_)
 
     def render(self, projections: Iterable[Mapping[str, Any]] = (),
                pipeline: Mapping[str, Any] | None = None) -> str:

@@ -43,7 +43,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ingest.schemas import TYPES
+from ingest.counters import IngestCounters
 from ingest.service import Inbound, Result
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,6 @@ TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 Gauges = Mapping[str, float]  # 'name' or 'name{label="v",...}' -> value
 _KEY = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-OUTCOMES = ("accepted", "duplicate", "queued", "invalid", "rejected")
-KNOWN_TYPES = frozenset(TYPES)  # a label per publisher-chosen string would grow unbounded
 # Seconds: a batch of a few hundred events is stored or applied in milliseconds to seconds.
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                  10.0, 30.0)
@@ -105,14 +103,7 @@ class WorkerMetrics:
                                "not be read (a store or the broker down).", ("worker",),
                                registry=self.registry)
         self._errors.labels(worker)
-        self._ingest = Counter("pmo_ingest_events", "Inbound events by outcome.", ("status",),
-                               registry=self.registry)
-        self._ingest_types = Counter(
-            "pmo_ingest_events_by_type", "Inbound events by outcome and CloudEvent type "
-            "('unknown' when the envelope could not be read).", ("status", "type"),
-            registry=self.registry)
-        for status in OUTCOMES:
-            self._ingest.labels(status)  # present at 0 from the start
+        self._ingest = IngestCounters(self.registry)
         self._store = Histogram("pmo_ingest_store_duration_seconds", "Time to decide and "
                                 "store one batch of inbound events.", buckets=BATCH_BUCKETS,
                                 registry=self.registry)
@@ -140,10 +131,9 @@ class WorkerMetrics:
 
     def count(self, messages: Sequence[Inbound], results: Sequence[Result]) -> None:
         for message, result in zip(messages, results, strict=True):
-            self._ingest.labels(result.status).inc()
-            type_ = message.event.type if message.event is not None else None
-            known = type_ if type_ in KNOWN_TYPES else "unknown"
-            self._ingest_types.labels(result.status, known).inc()
+            self._ingest.outcome(result.status)
+            self._ingest.typed(result.status,
+                               message.event.type if message.event is not None else None)
 
     def observe_store(self, seconds: float) -> None:
         self._store.observe(seconds)

@@ -25,6 +25,7 @@ import multiprocessing.connection
 import os
 import subprocess
 import sys
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -70,7 +71,17 @@ def run(db: Db, app: PmoApplication, store_head: int, trail_head: int,
     workers = default_workers() if workers is None else max(1, workers)
     if chunk is None and (workers == 1 or store_head < PARALLEL_FROM):
         return [verify_range(db, app, 0, store_head, trail_head, progress=progress)]
-    return _Pool(db, app, store_head, trail_head, progress, workers, chunk).run()
+    # One pool of child processes per process at a time: a client polling the verify
+    # route must not multiply them; a verify that finds the pool busy runs here alone.
+    if not _POOL_FREE.acquire(blocking=False):
+        return [verify_range(db, app, 0, store_head, trail_head, progress=progress)]
+    try:
+        return _Pool(db, app, store_head, trail_head, progress, workers, chunk).run()
+    finally:
+        _POOL_FREE.release()
+
+
+_POOL_FREE = threading.Lock()
 
 
 class _Pool:

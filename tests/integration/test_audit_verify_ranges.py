@@ -108,3 +108,26 @@ def test_a_child_that_fails_leaves_its_ranges_to_the_parent(
     monkeypatch.setattr(audit_ranges._Child, "start", staticmethod(broken_start))
     expected = one_pass(store)
     assert verify(store.service.db, store.app, workers=3, chunk=2) == expected
+
+
+def test_a_verify_that_finds_the_pool_busy_runs_alone_with_the_same_answer(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    # A client polling the verify route must not multiply child processes: while one
+    # verify holds the pool, another starts none.
+    start = audit_ranges._Child.start
+    started: list[Any] = []
+
+    def counted(*args: Any) -> Any:
+        started.append(args)
+        return start(*args)
+
+    expected = one_pass(store)
+    monkeypatch.setattr(audit_ranges._Child, "start", staticmethod(counted))
+    assert audit_ranges._POOL_FREE.acquire(blocking=False)
+    try:
+        assert verify(store.service.db, store.app, workers=2, chunk=3) == expected
+    finally:
+        audit_ranges._POOL_FREE.release()
+    assert started == []
+    assert verify(store.service.db, store.app, workers=2, chunk=3) == expected
+    assert started  # free again: the next verify shares its ranges with a child

@@ -23,9 +23,11 @@ run: $(STAMP)
 	@echo "  (or while it serves: PMO_DEMO_API_KEY=<key> $(BIN)/pmo demo --api http://127.0.0.1:8000)"
 	$(BIN)/pmo serve
 
+# The broker of make test and make bench holds scratch topics only: a data directory
+# that has failed (see scripts/kafka-local.sh) is deleted rather than stop the run.
 services:
 	scripts/postgres-local.sh start
-	scripts/kafka-local.sh start
+	PMO_KAFKA_RESET_FAILED_DATA=1 scripts/kafka-local.sh start
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -56,7 +56,7 @@ from consumers.projector import (
     projection_group,
 )
 from consumers.relay import Relay
-from consumers.topics import EVENTS, client_options, ensure_topics, subscribe
+from consumers.topics import EVENTS, client_options, delete_topics, ensure_topics, subscribe
 from pmo.bootstrap import build_application, build_ingest
 from pmo.settings import Settings
 from projections.audit import UNLINKED
@@ -71,7 +71,11 @@ TARGET_RATE = 50_000
 TARGET_RATIO = 0.4
 
 
+PREFIXES: list[str] = []  # every topic prefix this run made; its topics go at the end
+
+
 def settings_in(tmp: Path, prefix: str) -> Settings:
+    PREFIXES.append(prefix)
     return Settings(kafka_bootstrap=os.environ.get("PMO_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
                     topic_prefix=prefix, data_dir=tmp, kafka_partitions=6,
                     projection_store_url=f"sqlite:///{tmp / f'{prefix}views.sqlite'}")
@@ -280,6 +284,14 @@ def verdict(rate: float, floor: float) -> tuple[bool, str]:
 
 
 def main() -> int:
+    try:
+        return measure()
+    finally:
+        delete_topics(os.environ.get("PMO_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                      lambda topic: topic.startswith(tuple(PREFIXES)))
+
+
+def measure() -> int:
     ok = True
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)

@@ -28,7 +28,7 @@ import orjson
 from bench.workload import lifecycle_stream
 from consumers.deadletters import producer
 from consumers.pipeline import Pipeline
-from consumers.topics import INBOUND, ensure_topics
+from consumers.topics import INBOUND, delete_topics, ensure_topics
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
 from projections.service import build_projections
@@ -111,6 +111,8 @@ def main() -> int:
             pipeline.close()
             views.close()
             app.close()
+            delete_topics(settings.kafka_bootstrap or "",
+                          lambda topic: topic.startswith(settings.topic_prefix))
     print(f"== Kafka catch-up: {len(events):,} events published back to back on 6 "
           f"partitions (ingest, relay, consume --all as processes, SQLite) ==")
     print(f"published in {published - started:.2f} s; from the last publish: inbound = 0 "

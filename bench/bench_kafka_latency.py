@@ -27,7 +27,7 @@ from kafka import KafkaConsumer
 
 from bench.workload import lifecycle_stream
 from consumers.deadletters import producer
-from consumers.topics import INBOUND, client_options, ensure_topics, subscribe
+from consumers.topics import INBOUND, client_options, delete_topics, ensure_topics, subscribe
 from pmo.settings import Settings
 
 RATE = 2000
@@ -155,8 +155,12 @@ def main() -> int:
             kafka_bootstrap=os.environ.get("PMO_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             topic_prefix=f"lat{uuid.uuid4().hex[:8]}.", data_dir=Path(tmp_dir))
         ensure_topics(settings)
-        ours = pipeline_latency(Path(tmp_dir), settings)
-        floor = transport_latency(settings)
+        try:
+            ours = pipeline_latency(Path(tmp_dir), settings)
+            floor = transport_latency(settings)
+        finally:
+            delete_topics(settings.kafka_bootstrap or "",
+                          lambda topic: topic.startswith(settings.topic_prefix))
     p50, p99 = percentile(ours, 0.5), percentile(ours, 0.99)
     f50, f99 = percentile(floor, 0.5), percentile(floor, 0.99)
     print(f"== inbound-to-visible latency at {RATE:,} events/s for {SECONDS} s "

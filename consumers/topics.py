@@ -6,7 +6,7 @@ share one cluster; consumer group ids carry the same prefix.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer
@@ -63,6 +63,23 @@ def _create(settings: Settings, full: list[str]) -> None:
                 if answer["error_code"] and error is not TopicAlreadyExistsError:
                     raise error(f"creating {answer['name']}: {answer.get('error_message')}")
         admin.wait_for_topics(full, timeout_ms=30_000)
+    finally:
+        admin.close()
+
+
+def delete_topics(bootstrap_servers: str, select: Callable[[str], bool],
+                  batch: int = 200) -> int:
+    """Delete every topic whose name ``select`` accepts; return how many.
+
+    For scratch environments (tests, benchmarks): a broker keeps each partition's
+    files open, so topics left behind add up until it runs out of file handles."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
+    try:
+        chosen = sorted(name for name in admin.list_topics() if select(name))
+        for start in range(0, len(chosen), batch):
+            admin.delete_topics(chosen[start:start + batch], timeout_ms=30_000,
+                                raise_errors=False)
+        return len(chosen)
     finally:
         admin.close()
 

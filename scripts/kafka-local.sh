@@ -24,6 +24,9 @@
 #   PMO_KAFKA_HEAP_OPTS [-Xms256m -Xmx768m]
 #   PMO_KAFKA_START_TIMEOUT [90]      PMO_KAFKA_STOP_TIMEOUT [30]
 #   JAVA [java]  MVN [mvn]
+#   PMO_KAFKA_RESET_FAILED_DATA [0]: 1 deletes the data directory and starts again
+#     when the broker refuses to start because that directory has failed (set by
+#     make test and make bench, whose topics are scratch; never for your own data)
 set -euo pipefail
 
 LOCAL_DIR="${PMO_LOCAL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pmo-ledger}"
@@ -315,6 +318,10 @@ cmd_start() {
       rm -f "$PIDFILE"
       echo "----- last lines of $LOGFILE -----" >&2
       tail -n 40 "$LOGFILE" >&2 || true
+      if grep -q "log dirs in .* have failed" "$LOGFILE"; then
+        recover_failed_data
+        return
+      fi
       die "broker exited during startup"
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
@@ -327,6 +334,24 @@ cmd_start() {
     sleep 0.5
   done
   log "Kafka Server started (pid $pid) on $HOST:$PORT in $((SECONDS - t0))s"
+}
+
+# The broker refuses to start when its data directory has failed, most often
+# because it holds more partitions than the open-file limit allows (topics left by
+# killed test runs). Its data is then unusable as it is: say so, and with
+# PMO_KAFKA_RESET_FAILED_DATA=1 (make test, make bench) delete it and start afresh.
+recover_failed_data() {
+  local partitions
+  partitions="$(find "$DATA" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)"
+  log "the broker's data directory $DATA has failed ($partitions partition directories;" \
+      "open-file limit $(ulimit -n))"
+  if [ "${PMO_KAFKA_RESET_FAILED_DATA:-0}" != 1 ] || [ -n "${_PMO_KAFKA_RESET_DONE:-}" ]; then
+    die "broker exited during startup; scripts/kafka-local.sh reset deletes its data (topics, offsets)"
+  fi
+  log "PMO_KAFKA_RESET_FAILED_DATA=1: deleting $DATA and starting afresh"
+  rm -rf "$DATA" "$CLUSTER_ID_FILE"
+  _PMO_KAFKA_RESET_DONE=1
+  cmd_start
 }
 
 stop_pid() {

@@ -6,6 +6,7 @@ Inside ``make test`` a missing PostgreSQL or Kafka is a failure, never a skip.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,3 +49,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     url = fresh_postgres_schema()
     yield url
     drop_postgres_schema(url)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete the Kafka topics this session made (tests/kafka_support.py), if any."""
+    support = sys.modules.get("tests.kafka_support")
+    if support is None:
+        return
+    try:
+        deleted = support.delete_made_topics()
+    except Exception as e:  # a broker that went away must not hide the run's result
+        print(f"\n[kafka] could not delete this run's topics: {e!r}", file=sys.stderr)
+        return
+    print(f"\n[kafka] deleted {deleted} topics this run made", file=sys.stderr)

@@ -6,7 +6,9 @@ unreachable broker fails the test: it never skips.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.topics import INBOUND, ensure_topics
+from consumers.topics import INBOUND, delete_topics, ensure_topics
 from pmo.settings import Settings
 from projections.lists import ProjectQuery
 from projections.service import ProjectionService
@@ -36,6 +38,45 @@ def require_broker() -> None:
                     f"(run scripts/kafka-local.sh start): {e}")
 
 
+# Each test's topics carry a prefix holding the second it was made, so a later run
+# can tell topics a killed run left behind (older than STALE_AFTER_S) from those of a
+# run going on beside it. A broker keeps every partition's files open: left behind,
+# they add up until it runs out of file handles and refuses to start.
+SCRATCH = re.compile(r"t(\d{10})x[0-9a-f]{6}\.")
+LEGACY = re.compile(r"(t[0-9a-f]{12}|cu[0-9a-f]{8}|lat[0-9a-f]{8})\.")  # before the seconds
+STALE_AFTER_S = 3 * 3600
+MADE: set[str] = set()  # this run's prefixes, deleted when the session ends
+
+
+def scratch_prefix() -> str:
+    prefix = f"t{int(time.time())}x{uuid.uuid4().hex[:6]}."
+    MADE.add(prefix)
+    return prefix
+
+
+def is_stale(topic: str, now: float) -> bool:
+    if LEGACY.match(topic):
+        return True
+    made = SCRATCH.match(topic)
+    return made is not None and now - int(made.group(1)) > STALE_AFTER_S
+
+
+@functools.cache
+def sweep_stale_topics() -> int:
+    """Delete scratch topics that earlier (killed) runs left; once per session."""
+    now = time.time()
+    return delete_topics(KAFKA_BOOTSTRAP, lambda topic: is_stale(topic, now))
+
+
+def delete_made_topics() -> int:
+    """Delete the topics of every prefix this session made."""
+    if not MADE:
+        return 0
+    prefixes = tuple(MADE)
+    MADE.clear()
+    return delete_topics(KAFKA_BOOTSTRAP, lambda topic: topic.startswith(prefixes))
+
+
 def kafka_settings(tmp_path: Path, inbound_partitions: int | None = None,
                    **overrides: Any) -> Settings:
     """Settings on a fresh topic prefix and a SQLite store in ``tmp_path``; topics created.
@@ -43,8 +84,9 @@ def kafka_settings(tmp_path: Path, inbound_partitions: int | None = None,
     ``inbound_partitions=1`` keeps the publishing order across subjects (a bulk load
     of events that depend on other aggregates needs it; see docs/kafka.md)."""
     require_broker()
+    sweep_stale_topics()
     options: dict[str, Any] = {
-        "kafka_bootstrap": KAFKA_BOOTSTRAP, "topic_prefix": f"t{uuid.uuid4().hex[:12]}.",
+        "kafka_bootstrap": KAFKA_BOOTSTRAP, "topic_prefix": scratch_prefix(),
         "data_dir": tmp_path, "event_store_url": f"sqlite:///{tmp_path / 'events.sqlite'}",
         "projection_store_url": f"sqlite:///{tmp_path / 'projections.sqlite'}",
         "kafka_partitions": 3, **overrides}

@@ -54,7 +54,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Delete the Kafka topics this session made (tests/kafka_support.py), if any."""
     support = sys.modules.get("tests.kafka_support")
-    if support is None:
+    if support is None or not support.MADE:
         return
     try:
         deleted = support.delete_made_topics()

@@ -45,6 +45,7 @@ from prometheus_client.registry import Collector
 
 from ingest.counters import IngestCounters
 from ingest.service import Inbound, Result
+from pmo.arguments import port
 
 log = logging.getLogger(__name__)
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
@@ -197,5 +198,5 @@ class _Counted:
 def add_port_argument(parser: object) -> None:
     """``--metrics-port`` (default: none, no server) for a worker's parser."""
     add = getattr(parser, "add_argument")  # noqa: B009 (argparse parser, typed loosely)
-    add("--metrics-port", type=int, default=None, metavar="PORT",
+    add("--metrics-port", type=port, default=None, metavar="PORT",
         help="serve /metrics and /healthz on this port (default: off)")

@@ -15,6 +15,7 @@ import sys
 import uvicorn
 
 from api.app import create_app
+from pmo.arguments import port
 from pmo.bootstrap import build_services
 from pmo.logs import configure
 from pmo.settings import Settings
@@ -28,7 +29,7 @@ pmo serve: no API keys are configured, so every request will be answered 401.
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument("--port", type=port, default=8000, help="port to listen on")
     parser.add_argument("--log-level", default=None,
                         choices=["critical", "error", "warning", "info", "debug"],
                         help="default: PMO_LOG_LEVEL (INFO)")

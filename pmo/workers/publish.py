@@ -11,6 +11,7 @@ import sys
 from consumers.deadletters import producer
 from consumers.publisher import ApiError, lines, to_api, to_kafka
 from consumers.topics import INBOUND, ensure_topics
+from pmo.arguments import positive
 from pmo.settings import Settings
 
 
@@ -18,13 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.add_argument("file", help="JSON lines, one CloudEvent per line")
     parser.add_argument("--api", metavar="URL", help="the API's base URL instead of Kafka")
-    parser.add_argument("--batch", type=int, default=500, help="events per API request")
+    parser.add_argument("--batch", type=positive, default=500, help="events per API request")
     parser.add_argument("--binary", action="store_true", help="Kafka binary content mode")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if not os.path.isfile(args.file):
-        print(f"pmo publish: no such file: {args.file}", file=sys.stderr)
+        why = "not a regular file" if os.path.exists(args.file) else "no such file"
+        print(f"pmo publish: {why}: {args.file}", file=sys.stderr)
         return 2
     if args.api:
         api_key = (settings.publish_api_key.get_secret_value()

@@ -133,3 +133,24 @@ def test_pmo_demo_over_the_api_then_again_changes_nothing(tmp_path: Path) -> Non
             out, err = demo_run.communicate(timeout=120)
             assert demo_run.returncode == 0, err
             assert f"{count} events: {status} {count}" in out
+
+
+@pytest.mark.parametrize("args, says", [
+    (("serve", "--port", "99999"), "argument --port: '99999' is not a port"),
+    (("serve", "--port", "-1"), "argument --port: '-1' is not a port"),
+    (("ingest", "--metrics-port", "0"), "argument --metrics-port: '0' is not a port"),
+    (("demo", "--projects", "-5"), "argument --projects: '-5' is not a whole number of at least 1"),
+    (("publish", "--batch", "0", "x.jsonl"), "argument --batch: '0' is not a whole number"),
+    (("publish", "."), "pmo publish: not a regular file: ."),
+])
+def test_a_bad_number_or_file_is_a_usage_error_naming_it(tmp_path: Path, args: tuple[str, ...],
+                                                        says: str) -> None:
+    """Found trying the CLI: ``serve --port 99999`` served on another port, ``--port -1``
+    failed after start-up with "Servname not supported", ``demo --projects -5`` loaded a
+    demo anyway."""
+    process = pmo_command(*args, env={"PMO_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2, (out, err)
+    assert says in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "data").exists()  # refused before touching a store

@@ -1,0 +1,30 @@
+"""Argument types shared by the ``pmo`` subcommands: a bad value is a usage error
+(exit 2 with the option named), never a server that binds elsewhere or a silent default."""
+
+from __future__ import annotations
+
+import argparse
+
+PORT_MAX = 65_535
+
+
+def port(text: str) -> int:
+    """A TCP port, 1..65535 (0 would ask the system for any port, which no one could find)."""
+    value = _integer(text)
+    if not 1 <= value <= PORT_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1..{PORT_MAX})")
+    return value
+
+
+def positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None

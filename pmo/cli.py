@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from pmo.settings import Settings
 
@@ -44,11 +46,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as e:
         print(f"pmo: invalid configuration:\n{e}", file=sys.stderr)
         return 2
+    except SettingsError as e:  # a value that is not even JSON, e.g. PMO_API_KEYS
+        print(f"pmo: invalid configuration: {e}: {e.__cause__}", file=sys.stderr)
+        return 2
     if args.command not in modules:
         print(f"pmo: '{args.command}' is not available in this build", file=sys.stderr)
         return 2
-    result: int = modules[args.command].run(args, settings)
+    try:
+        result: int = modules[args.command].run(args, settings)
+    except Exception as e:
+        if not environmental(e) or settings.log_level == "DEBUG":
+            raise
+        print(f"pmo {args.command}: {e}\n(PMO_LOG_LEVEL=DEBUG shows where)", file=sys.stderr)
+        return 1
     return result
+
+
+def environmental(error: Exception) -> bool:
+    """An error of the machine, not of the program: a store that does not answer or
+    refuses the password, a data directory that cannot be made. Said in one line."""
+    if isinstance(error, OSError | sqlite3.OperationalError):
+        return True
+    psycopg = sys.modules.get("psycopg")  # imported only when a PostgreSQL URL is used
+    return psycopg is not None and isinstance(error, psycopg.OperationalError)
 
 
 if __name__ == "__main__":

@@ -154,3 +154,22 @@ def test_a_bad_number_or_file_is_a_usage_error_naming_it(tmp_path: Path, args: t
     assert says in err
     assert "Traceback" not in err
     assert not (tmp_path / "data").exists()  # refused before touching a store
+
+
+@pytest.mark.parametrize("env, code, says", [
+    ({"PMO_API_KEYS": "notjson"}, 2,
+     'invalid configuration: error parsing value for field "api_keys"'),
+    ({"PMO_EVENT_STORE_URL": "postgresql://pmo:not-the-password@127.0.0.1:5432/pmo"}, 1,
+     "password authentication failed"),
+    ({"PMO_EVENT_STORE_URL": "postgresql://pmo:pmo@127.0.0.1:1/pmo"}, 1, "Connection refused"),
+    ({"PMO_DATA_DIR": "/proc/no-such-dir"}, 1, "No such file or directory: '/proc/no-such-dir'"),
+])
+def test_a_configuration_or_store_the_machine_refuses_is_said_in_a_line(
+        tmp_path: Path, env: dict[str, str], code: int, says: str) -> None:
+    """Found trying the CLI: each of these printed a traceback."""
+    process = pmo_command("serve", "--port", str(free_port()),
+                          env={"PMO_DATA_DIR": str(tmp_path / "data"), **env}, cwd=tmp_path)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == code, (out, err)
+    assert says in err
+    assert "Traceback" not in err and "not-the-password" not in err + out

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from urllib.parse import urlsplit
 
 PORT_MAX = 65_535
 
@@ -28,3 +29,12 @@ def _integer(text: str) -> int:
         return int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def api_url(text: str) -> str:
+    """The base URL of a pmo-ledger service: http or https with a host."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL with a host, e.g. http://127.0.0.1:8000")
+    return text.rstrip("/")

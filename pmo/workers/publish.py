@@ -11,14 +11,15 @@ import sys
 from consumers.deadletters import producer
 from consumers.publisher import ApiError, lines, to_api, to_kafka
 from consumers.topics import INBOUND, ensure_topics
-from pmo.arguments import positive
+from pmo.arguments import api_url, positive
 from pmo.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.add_argument("file", help="JSON lines, one CloudEvent per line")
-    parser.add_argument("--api", metavar="URL", help="the API's base URL instead of Kafka")
+    parser.add_argument("--api", metavar="URL", type=api_url,
+                        help="the API's base URL instead of Kafka")
     parser.add_argument("--batch", type=positive, default=500, help="events per API request")
     parser.add_argument("--binary", action="store_true", help="Kafka binary content mode")
 

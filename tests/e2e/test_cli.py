@@ -142,6 +142,9 @@ def test_pmo_demo_over_the_api_then_again_changes_nothing(tmp_path: Path) -> Non
     (("demo", "--projects", "-5"), "argument --projects: '-5' is not a whole number of at least 1"),
     (("publish", "--batch", "0", "x.jsonl"), "argument --batch: '0' is not a whole number"),
     (("publish", "."), "pmo publish: not a regular file: ."),
+    (("demo", "--api", "notaurl"), "argument --api: 'notaurl' is not an http(s) URL"),
+    (("publish", "x.jsonl", "--api", "ftp://host"), "argument --api: 'ftp://host' is not"),
+    (("publish", "x.jsonl", "--api", "http://[::1"), "argument --api: invalid"),
 ])
 def test_a_bad_number_or_file_is_a_usage_error_naming_it(tmp_path: Path, args: tuple[str, ...],
                                                         says: str) -> None:

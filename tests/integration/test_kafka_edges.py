@@ -1,0 +1,210 @@
+"""Kafka mode tried from outside: what an upstream tool can send to ``pmo.inbound`` and to
+a worker's ``--metrics-port``, against the real broker and real worker processes.
+
+Each test is a regression test of something found that way:
+
+- a message carrying about 1 MB of headers (or a key near 1 MB), refused: its dead
+  letter (the original's headers plus ours) was over the producer's limit, and
+  ``pmo ingest`` crashed on it at every start: the partition stalled for good;
+- the ingest worker's ``/metrics``: ``pmo_pipeline_inbound`` left out the parked
+  events (``GET /v1/projections`` counts them), and was read after ``parked`` (the
+  order that lets an event slip by unseen); ``pmo_ingest_events_total`` counted a
+  parked event as ``rejected`` and never counted what the retries decided;
+- a worker's metrics port held a thread and a socket for every client that connected
+  and sent nothing (without end: 415 threads after a minute of one idle client
+  after another), answered HEAD and POST with 501.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from consumers.topics import DLQ, INBOUND, REJECTED
+from pmo.settings import Settings
+from tests.conftest import KAFKA_BOOTSTRAP
+from tests.e2e.conftest import free_port
+from tests.kafka_support import Worker, header, kafka_settings, read_all, wait_for
+
+pytestmark = pytest.mark.kafka
+
+STRUCTURED = [("content-type", b"application/cloudevents+json")]
+
+
+def event(type_: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "urn:edges",
+            "type": type_, "subject": subject, "time": "2026-03-02T09:30:00Z", "data": data}
+
+
+def opened(subject: str) -> dict[str, Any]:
+    return event("pmo.portfolio.opened", subject, {
+        "name": "Edges", "pmo_type": "directive", "currency": "EUR",
+        "budget_envelope": "100000", "owner": "pmo"})
+
+
+def proposed(subject: str, portfolio: str) -> dict[str, Any]:
+    return event("pmo.project.proposed", subject, {
+        "portfolio_id": portfolio, "name": "x", "sponsor": "cfo", "budget_requested": "10",
+        "planned_start": "2026-01-01", "planned_finish": "2026-02-01"})
+
+
+def send(topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]],
+         ) -> None:
+    # As an upstream tool near the broker's limit would: a larger request size.
+    producer = KafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, max_request_size=2_000_000)
+    for key, value, headers in messages:
+        producer.send(topic, key=key, value=value, headers=headers).get(30)
+    producer.close()
+
+
+def receipts(settings: Settings) -> int:
+    try:
+        with sqlite3.connect(settings.event_store.path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM inbound_receipts").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_a_megabyte_of_headers_or_of_key_is_dead_lettered_and_ingest_goes_on(
+        tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path, inbound_partitions=1)
+    inbound = settings.topic(INBOUND)
+    # 10,178 headers of 100 bytes (103 on the wire), and a key of 1,048,400 bytes: the
+    # broker takes each (its limit is 1,048,588 bytes a batch), but the dead letter, our
+    # headers added, was over the producer's 1,048,576 and crashed pmo ingest.
+    many = [(f"x{i:05d}", b"y" * 94) for i in range(10_178)]
+    send(inbound, [(b"P-1", b"not json", many),
+                   (b"k" * 1_048_400, b"not json either", []),
+                   (b"PF-1", orjson.dumps(opened("PF-1")), STRUCTURED)])
+    worker = Worker(settings, tmp_path, "ingest")
+    try:
+        wait_for(lambda: receipts(settings) == 1, "the event behind them stored",
+                 timeout_s=60, workers=[worker])
+        dead = read_all(settings.topic(DLQ), 2, timeout_s=30)
+        assert worker.alive()
+    finally:
+        worker.stop()
+    assert len(dead) == 2
+    by_value = {m.value: m for m in dead}
+    headers_dropped = by_value[b"not json"]
+    assert header(headers_dropped, "pmo_headers_dropped") == b"10178"
+    assert header(headers_dropped, "pmo_headers_sha256") is not None
+    assert headers_dropped.key == b"P-1"
+    assert (header(headers_dropped, "pmo_reason") or b"").startswith(b"not valid JSON")
+    assert header(headers_dropped, "pmo_source_offset") == b"0"
+    long_key = by_value[b"not json either"]
+    assert long_key.key == b"k" * 500_000
+    assert header(long_key, "pmo_key_sha256") is not None
+    assert header(long_key, "pmo_reason")
+
+
+def metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split(" ")[1])
+    return None
+
+
+def scrape(port: int, path: str = "/metrics", method: str = "GET") -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:  # not listening yet
+        return 0, ""
+
+
+def test_the_ingest_workers_metrics_count_parked_events_truly(tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path, inbound_partitions=1, park_seconds=3)
+    inbound = settings.topic(INBOUND)
+    port = free_port()
+    worker = Worker(settings, tmp_path, "ingest", "--metrics-port", str(port))
+    try:
+        wait_for(lambda: scrape(port)[0] == 200, "the metrics port", timeout_s=60,
+                 workers=[worker])
+        # An orphan (its portfolio never comes), a child whose parent comes later, and
+        # one the DLQ takes.
+        send(inbound, [(b"P-ORPHAN", orjson.dumps(proposed("P-ORPHAN", "PF-NEVER")), STRUCTURED),
+                       (b"P-1", orjson.dumps(proposed("P-1", "PF-1")), STRUCTURED),
+                       (b"P-1", b"{broken", STRUCTURED)])
+        # Both parked, offsets committed: what waits is still inbound, as the API says.
+        wait_for(lambda: metric(scrape(port)[1], "pmo_pipeline_parked") == 2.0,
+                 "two parked", timeout_s=30, workers=[worker])
+        text = scrape(port)[1]
+        assert metric(text, "pmo_pipeline_inbound") == 2.0
+        assert metric(text, "pmo_ingest_parked") == 2.0
+        assert metric(text, 'pmo_ingest_events_total{status="rejected"}') == 0.0
+        assert metric(text, 'pmo_ingest_events_total{status="invalid"}') == 1.0
+        send(inbound, [(b"PF-1", orjson.dumps(opened("PF-1")), STRUCTURED)])
+        wait_for(lambda: metric(scrape(port)[1], "pmo_pipeline_inbound") == 0.0,
+                 "nothing waiting", timeout_s=30, workers=[worker])
+        text = scrape(port)[1]
+    finally:
+        worker.stop()
+    rejected = read_all(settings.topic(REJECTED), 1, timeout_s=20)
+    dead = read_all(settings.topic(DLQ), 1, timeout_s=20)
+    assert [header(m, "pmo_reason") for m in rejected] == [b"unknown portfolio 'PF-NEVER'"]
+    assert metric(text, "pmo_pipeline_parked") == 0.0
+    # Each of the four messages counted once, with the outcome it got.
+    assert metric(text, 'pmo_ingest_events_total{status="accepted"}') == receipts(settings) == 2
+    assert metric(text, 'pmo_ingest_events_total{status="rejected"}') == len(rejected) == 1
+    assert metric(text, 'pmo_ingest_events_total{status="invalid"}') == len(dead) == 1
+    by_type = ('pmo_ingest_events_by_type_total{status="accepted",'
+               'type="pmo.project.proposed"}')
+    assert metric(text, by_type) == 1.0
+
+
+def threads(worker: Worker) -> int:
+    assert worker.process is not None
+    return len(list(Path(f"/proc/{worker.process.pid}/task").iterdir()))
+
+
+def test_a_workers_metrics_port_outlives_idle_clients_floods_and_odd_requests(
+        tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path)
+    port = free_port()
+    worker = Worker(settings, tmp_path, "relay", "--metrics-port", str(port))
+    held: list[socket.socket] = []
+    try:
+        wait_for(lambda: scrape(port)[0] == 200, "the metrics port", timeout_s=60,
+                 workers=[worker])
+        before = threads(worker)
+        status, body = scrape(port, method="HEAD")
+        assert (status, body) == (200, "")
+        assert scrape(port, "/healthz", method="HEAD")[0] == 200
+        for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                             method=method, data=b"x" * 100_000)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 405
+            assert refused.value.headers["Allow"] == "GET, HEAD"
+        # 150 clients that connect and never finish their request.
+        for _ in range(150):
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            client.sendall(b"GET /metrics HTTP/1.1\r\n")
+            held.append(client)
+        time.sleep(0.5)
+        assert threads(worker) <= before + 40  # at most 32 served at once
+        assert worker.alive()
+        # Each idle one is dropped after its timeout; then a scrape answers again.
+        wait_for(lambda: scrape(port)[0] == 200, "a scrape after the idle clients",
+                 timeout_s=20, workers=[worker])
+        held[0].settimeout(1)
+        assert held[0].recv(100) == b""  # closed by the worker, not waiting forever
+    finally:
+        for client in held:
+            client.close()
+        worker.stop()

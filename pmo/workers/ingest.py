@@ -42,15 +42,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     "pmo_pipeline_parked": status["parked"],
                     "pmo_ingest_parked": status["parked"]}
         metrics = WorkerMetrics("ingest", gauges)
-    retrier: Retrier | None = None
     parking_sink: ParkingSink | None = None
-    if settings.park_seconds > 0:  # see consumers.parking
-        parking = Parking(app.recorder)
+    parking = Parking(app.recorder)  # see consumers.parking
+    if settings.park_seconds > 0:
         sink = parking_sink = ParkingSink(kafka_producer, settings, parking)
-        # A parked event's outcome is counted once the Retrier decides it.
-        retrier = Retrier(build_ingest(app), sink, parking, settings.park_seconds,
-                          settings.max_body_bytes,
-                          decided=metrics.count if metrics is not None else None)
+    # Always a Retrier: events parked before a restart with PMO_PARK_SECONDS=0 are then
+    # rejected with their reason (out of time), not left parked for good. A parked
+    # event's outcome is counted once the Retrier decides it.
+    retrier = Retrier(build_ingest(app), sink, parking, settings.park_seconds,
+                      settings.max_body_bytes,
+                      decided=metrics.count if metrics is not None else None)
     ingest: Submitter = build_ingest(app, sink)
     if metrics is not None:
         undecided: Callable[[], Collection[str]] = frozenset
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     worker = InboundWorker(settings, ingest, sink, inbound_consumer(settings),
                            rejoin=lambda: inbound_consumer(settings))
     try:
-        worker.run(stop, retrier.step if retrier is not None else None)
+        worker.run(stop, retrier.step)
     finally:
         if metrics is not None and pipeline is not None:
             metrics.close()

@@ -208,3 +208,33 @@ def test_a_workers_metrics_port_outlives_idle_clients_floods_and_odd_requests(
         for client in held:
             client.close()
         worker.stop()
+
+
+def parked_rows(settings: Settings) -> int:
+    try:
+        with sqlite3.connect(settings.event_store.path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM pmo_parked").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return -1
+
+
+def test_events_parked_before_parking_is_turned_off_are_rejected_not_kept(
+        tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path, inbound_partitions=1, park_seconds=300)
+    send(settings.topic(INBOUND), [(b"P-O", orjson.dumps(proposed("P-O", "PF-NEVER")),
+                                    STRUCTURED)])
+    worker = Worker(settings, tmp_path, "ingest")
+    try:
+        wait_for(lambda: parked_rows(settings) == 1, "the orphan parked", timeout_s=60,
+                 workers=[worker])
+        worker.stop()
+        worker.env["PMO_PARK_SECONDS"] = "0"  # "0 rejects at once": the operator's switch
+        worker.start()
+        # It used to stay parked for good: the pipeline never at 0, its receipt "parked".
+        wait_for(lambda: parked_rows(settings) == 0, "the parked orphan decided",
+                 timeout_s=30, workers=[worker])
+    finally:
+        worker.stop()
+    rejected = read_all(settings.topic(REJECTED), 1, timeout_s=20)
+    assert [header(m, "pmo_reason") for m in rejected] == [b"unknown portfolio 'PF-NEVER'"]
+    assert receipts(settings) == 0

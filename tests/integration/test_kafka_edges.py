@@ -30,7 +30,9 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from consumers.pipeline import Pipeline
 from consumers.topics import DLQ, INBOUND, REJECTED
+from pmo.bootstrap import build_application
 from pmo.settings import Settings
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.e2e.conftest import free_port
@@ -238,3 +240,60 @@ def test_events_parked_before_parking_is_turned_off_are_rejected_not_kept(
     rejected = read_all(settings.topic(REJECTED), 1, timeout_s=20)
     assert [header(m, "pmo_reason") for m in rejected] == [b"unknown portfolio 'PF-NEVER'"]
     assert receipts(settings) == 0
+
+
+def test_a_transactional_publisher_its_aborted_messages_unstored_and_inbound_reaches_0(
+        tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path, inbound_partitions=1)
+    inbound = settings.topic(INBOUND)
+    # An upstream tool with exactly-once delivery (Kafka Streams, Connect, a migration
+    # job): one transaction committed, one aborted. Each also leaves a marker that takes
+    # an offset of pmo.inbound.
+    producer = KafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP,
+                             transactional_id=f"edges-{uuid.uuid4().hex}")
+    producer.init_transactions()
+    producer.begin_transaction()
+    for n in range(3):
+        producer.send(inbound, key=f"PF-{n}".encode(), value=orjson.dumps(opened(f"PF-{n}")))
+    producer.commit_transaction()
+    producer.begin_transaction()
+    aborted = [opened(f"PF-X{n}") for n in range(2)]
+    for e in aborted:
+        producer.send(inbound, key=e["subject"].encode(), value=orjson.dumps(e))
+    producer.flush()
+    producer.abort_transaction()
+    producer.close()
+    app = build_application(settings)
+    pipeline = Pipeline(settings, app.recorder)
+    worker = Worker(settings, tmp_path, "ingest")
+    try:
+        wait_for(lambda: receipts(settings) >= 3 and pipeline.inbound() == 0,
+                 "the committed three stored and nothing inbound", timeout_s=60,
+                 workers=[worker])
+        time.sleep(1)  # an aborted message stored late would show now
+        assert receipts(settings) == 3
+        with sqlite3.connect(settings.event_store.path) as db:
+            ids = {row[0] for row in db.execute("SELECT event_id FROM inbound_receipts")}
+        assert ids.isdisjoint(e["id"] for e in aborted)
+    finally:
+        worker.stop()
+        pipeline.close()
+        app.close()
+
+
+def test_compressed_batches_of_every_kafka_codec_are_read(tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path, inbound_partitions=1)
+    inbound = settings.topic(INBOUND)
+    # What a Java or Go producer often sends; kafka-python reads lz4, snappy and zstd
+    # only with their libraries (without them pmo ingest crashed at every start).
+    codecs = ["gzip", "lz4", "snappy", "zstd"]
+    for codec in codecs:
+        producer = KafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, compression_type=codec)
+        producer.send(inbound, key=codec.encode(), value=orjson.dumps(opened(codec))).get(30)
+        producer.close()
+    worker = Worker(settings, tmp_path, "ingest")
+    try:
+        wait_for(lambda: receipts(settings) == len(codecs), "one event per codec stored",
+                 timeout_s=60, workers=[worker])
+    finally:
+        worker.stop()

@@ -51,7 +51,9 @@ def inbound_consumer(settings: Settings) -> KafkaConsumer:
         max_partition_fetch_bytes=max(1024 * 1024, settings.max_body_bytes * 2),
         # A transactional publisher's aborted messages are not events (the default,
         # read_uncommitted, stored them); committed ones are read once committed.
-        isolation_level="read_committed"),
+        isolation_level="read_committed",
+        # A partition an operator adds to pmo.inbound is read within 30 s, not 5 minutes.
+        metadata_max_age_ms=30_000),
         what="the inbound consumer")
     subscribe(consumer, [settings.topic(INBOUND)])
     return consumer

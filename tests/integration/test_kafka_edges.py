@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewPartitions
 
 from consumers.pipeline import Pipeline
 from consumers.topics import DLQ, INBOUND, REJECTED
@@ -297,3 +298,28 @@ def test_compressed_batches_of_every_kafka_codec_are_read(tmp_path: Path) -> Non
                  timeout_s=60, workers=[worker])
     finally:
         worker.stop()
+
+
+def test_inbound_counts_a_message_on_a_partition_added_after_the_first_measurement(
+        tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path, inbound_partitions=1)
+    inbound = settings.topic(INBOUND)
+    app = build_application(settings)
+    pipeline = Pipeline(settings, app.recorder)  # the API keeps one, as here
+    try:
+        assert pipeline.inbound() == 0
+        admin = KafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+        admin.create_partitions({inbound: NewPartitions(total_count=3)})  # scaling ingest
+        admin.close()
+        send(inbound, [(b"PF-1", orjson.dumps(opened("PF-1")), STRUCTURED)])
+        producer = KafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP)
+        producer.send(inbound, key=b"PF-2", value=orjson.dumps(opened("PF-2")),
+                      partition=2).get(30)
+        producer.close()
+        # Its cached metadata knew one partition: it read 1 (then 0 once ingested) while
+        # the message on partition 2 waited.
+        assert pipeline.inbound() == 2
+        assert pipeline.status()["inbound"] == 2
+    finally:
+        pipeline.close()
+        app.close()

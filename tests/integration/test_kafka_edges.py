@@ -32,12 +32,15 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewPartitions
 
 from consumers.pipeline import Pipeline
+from consumers.rejections import RejectionConsumer
 from consumers.topics import DLQ, INBOUND, REJECTED
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
+from projections.db import Db
+from projections.rejections import RejectionLog
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.e2e.conftest import free_port
-from tests.kafka_support import Worker, header, kafka_settings, read_all, wait_for
+from tests.kafka_support import Worker, header, kafka_settings, read_all, until, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -323,3 +326,33 @@ def test_inbound_counts_a_message_on_a_partition_added_after_the_first_measureme
     finally:
         pipeline.close()
         app.close()
+
+
+def test_the_rejection_log_reads_partitions_added_to_the_dead_letter_topics(
+        tmp_path: Path) -> None:
+    settings = kafka_settings(tmp_path)
+    dlq = settings.topic(DLQ)
+    db = Db(settings.projection_store)
+    log = RejectionLog(db)
+    log.create_tables()
+    reader = RejectionConsumer(settings, log, recheck_s=0.5)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+        admin.create_partitions({dlq: NewPartitions(total_count=6)})  # from 3
+        admin.close()
+        # Dead letters as pmo ingest writes them, keyed by subject: on every partition.
+        headers = [("pmo_reason", b"not valid JSON"), ("pmo_kind", b"dlq"),
+                   ("pmo_received_at", b"2026-11-30T06:00:00+00:00")]
+        producer = KafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP)
+        for partition in range(6):
+            producer.send(dlq, key=b"P-%d" % partition, value=b"{not json",
+                          headers=headers, partition=partition).get(30)
+        producer.close()
+        # Assigned once at start, the reader never read partitions 3-5.
+        until(reader.step, lambda: reader.recorded >= 6, timeout_s=30)
+        for _ in range(5):
+            reader.step()
+        assert log.counts() == {"dlq": 6, "rejected": 0}
+    finally:
+        reader.close()
+        db.close()

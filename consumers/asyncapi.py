@@ -70,7 +70,8 @@ _DEAD_LETTER_HEADERS: dict[str, Any] = {
         "pmo_sha256": {"type": "string", "description": "the whole original value's SHA-256 "
                        "(hex), with pmo_truncated_from"},
         "pmo_headers_dropped": {"type": "string", "pattern": "^[0-9]+$", "description":
-                                "how many original headers were left out (they did not fit)"},
+                                "how many original headers were left out (they did not fit; "
+                                "ce_* and content-type stay when under 64 KiB)"},
         "pmo_headers_sha256": {"type": "string", "description": "SHA-256 (hex) of the left-out "
                                "headers, each as <name length>:<name><value length>:<value>"},
         "pmo_key_sha256": {"type": "string", "description": "the original key's SHA-256 (hex), "

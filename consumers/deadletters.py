@@ -72,23 +72,32 @@ def fit(value: bytes, key: bytes | None, headers: list[tuple[str, bytes]],
     partition (it crashed ``pmo ingest`` on each start). The last ``added`` of
     ``headers`` are ours and always kept. What gives way, in this order: the value's
     tail (its head is kept, with ``pmo_truncated_from`` and ``pmo_sha256``), then
-    the original headers (a message can carry 1 MB of them: all go, with
-    ``pmo_headers_dropped`` and ``pmo_headers_sha256``), then a key near 1 MB (its
-    head, with ``pmo_key_sha256``). The whole message is
-    still in ``pmo.inbound``, for its retention.
+    the original headers (a message can carry 1 MB of them: all but its ``ce_*`` and
+    ``content-type`` go, with ``pmo_headers_dropped`` and ``pmo_headers_sha256``), then
+    a key near 1 MB (its head, with ``pmo_key_sha256``). The whole message is still in
+    ``pmo.inbound``, for its retention.
     """
     if _size(value, key, headers) <= DEAD_LETTER_MAX_BYTES:
         return key, value, headers
     original, ours = headers[:len(headers) - added], headers[len(headers) - added:]
     marks: list[tuple[str, bytes]] = []
     if original and _size(b"", key, headers) + FIT_RESERVE > DEAD_LETTER_MAX_BYTES:
+        # The CloudEvent's own headers stay if they are small (they name the event: its
+        # receipt and the rejection log find it by them); the rest go.
+        essential: list[tuple[str, bytes]] = []
+        dropped: list[tuple[str, bytes]] = []
+        for h in original:
+            (essential if h[0].lower().startswith(("ce_", "content-type")) else dropped).append(h)
+        if _size(b"", None, essential) > ESSENTIAL_MAX_BYTES:
+            essential, dropped = [], original
         digest = hashlib.sha256()
-        for name, v in original:
+        for name, v in dropped:
             digest.update(b"%d:%s%d:%s" % (len(name.encode()), name.encode(), len(v), v))
-        marks = [("pmo_headers_dropped", str(len(original)).encode()),
+        marks = [("pmo_headers_dropped", str(len(dropped)).encode()),
                  ("pmo_headers_sha256", digest.hexdigest().encode())]
-        original = []
-    if key is not None and len(key) + _size(b"", None, [*ours, *marks]) + 2 * FIT_RESERVE \
+        original = essential
+    if key is not None and len(key) + _size(b"", None, [*original, *ours, *marks]) \
+            + 2 * FIT_RESERVE \
             > DEAD_LETTER_MAX_BYTES:  # a key near 1 MB: its head, and its digest
         marks.append(("pmo_key_sha256", hashlib.sha256(key).hexdigest().encode()))
         key = key[:DEAD_LETTER_MAX_BYTES // 2]
@@ -105,6 +114,7 @@ def fit(value: bytes, key: bytes | None, headers: list[tuple[str, bytes]],
 # small headers were 30 KB over the estimate.
 HEADER_FRAMING = 10
 FIT_RESERVE = 400  # the marks fit() may add, with room to spare
+ESSENTIAL_MAX_BYTES = 64 * 1024  # ce_* and content-type headers kept when others go
 
 
 def _size(value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> int:

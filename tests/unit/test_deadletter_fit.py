@@ -56,3 +56,19 @@ def test_a_dead_letter_fits_and_keeps_our_headers(value: int, key: int, count: i
 def test_what_fits_is_kept_whole() -> None:
     headers = [("ce_id", b"1"), *OURS]
     assert fit(b"{}", b"P-1", headers, len(OURS)) == (b"P-1", b"{}", headers)
+
+
+def test_the_cloudevent_headers_stay_when_the_others_must_go() -> None:
+    # Binary mode with ~1 MB of other headers: the ce_* headers (and content-type) name
+    # the event, so its receipt and the rejection log can still find it.
+    ce = [("ce_specversion", b"1.0"), ("ce_id", b"e-1"), ("ce_source", b"urn:x"),
+          ("ce_type", b"pmo.project.cancelled"), ("ce_subject", b"P-1"),
+          ("content-type", b"application/json")]
+    noise = [(f"x{i:05d}", b"y" * 94) for i in range(10_178)]
+    key, value, headers = fit(b"{not json", b"P-1", [*noise[:5000], *ce, *noise[5000:], *OURS],
+                              len(OURS))
+    names = dict(headers)
+    assert [h for h in headers if h in ce] == ce
+    assert names["pmo_headers_dropped"] == b"10178"
+    assert (key, value) == (b"P-1", b"{not json")
+    assert wire(key, value, headers) <= DEAD_LETTER_MAX_BYTES

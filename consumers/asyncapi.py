@@ -51,7 +51,8 @@ def _binary_headers(envelope: dict[str, Any]) -> dict[str, Any]:
 
 _DEAD_LETTER_HEADERS: dict[str, Any] = {
     "type": "object",
-    "description": "The original message's headers, unchanged, followed by these.",
+    "description": "The original message's headers, unchanged, followed by these (see "
+                   "pmo_headers_dropped for a message whose headers alone near 1 MB).",
     "properties": {
         "pmo_reason": {"type": "string", "maxLength": REASON_MAX_BYTES,
                        "description": "why the message was refused, as the API would say it"},
@@ -63,6 +64,18 @@ _DEAD_LETTER_HEADERS: dict[str, Any] = {
         "pmo_source_offset": {"type": "string", "pattern": "^[0-9]+$"},
         "pmo_source": {"type": "string", "description": "instead of the three above, for "
                        "an event posted to the API in Kafka mode ('http')"},
+        "pmo_truncated_from": {"type": "string", "pattern": "^[0-9]+$", "description":
+                               "the original value's size, when only its head is kept (a "
+                               "dead letter stays under 1,000,000 bytes)"},
+        "pmo_sha256": {"type": "string", "description": "the whole original value's SHA-256 "
+                       "(hex), with pmo_truncated_from"},
+        "pmo_headers_dropped": {"type": "string", "pattern": "^[0-9]+$", "description":
+                                "how many original headers were left out (they did not fit; "
+                                "ce_* and content-type stay when under 64 KiB)"},
+        "pmo_headers_sha256": {"type": "string", "description": "SHA-256 (hex) of the left-out "
+                               "headers, each as <name length>:<name><value length>:<value>"},
+        "pmo_key_sha256": {"type": "string", "description": "the original key's SHA-256 (hex), "
+                           "when the key kept is its first 500,000 bytes"},
     },
     "required": ["pmo_reason", "pmo_kind", "pmo_received_at"],
 }

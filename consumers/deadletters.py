@@ -47,9 +47,9 @@ class KafkaRefusalSink:
 
     def record_refusals(self, refusals: Sequence[Refusal]) -> None:
         for refusal in refusals:
-            headers = [*refusal.headers, *_provenance(refusal)]
+            ours = _provenance(refusal)
             key = self.keys.get(refusal.origin, _subject_key(refusal))
-            value, headers = fit(refusal.raw, key, headers)
+            key, value, headers = fit(refusal.raw, key, [*refusal.headers, *ours], len(ours))
             self._pending.append(self._producer.send(
                 self._topics[refusal.kind], key=key, value=value, headers=headers))
             self.sent[refusal.kind] += 1
@@ -64,20 +64,62 @@ class KafkaRefusalSink:
 
 
 def fit(value: bytes, key: bytes | None, headers: list[tuple[str, bytes]],
-        ) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The dead letter's value and headers, within ``DEAD_LETTER_MAX_BYTES``.
+        added: int = 0) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """The dead letter's key, value and headers, within ``DEAD_LETTER_MAX_BYTES``.
 
     The original plus our headers could be over what the producer and the broker
     take (1 MiB by default); a send that failed on every re-read would stall the
-    partition. Such a dead letter keeps the head of the value, with the original's
-    size and SHA-256 (the whole message is still in ``pmo.inbound``, for its retention).
+    partition (it crashed ``pmo ingest`` on each start). The last ``added`` of
+    ``headers`` are ours and always kept. What gives way, in this order: the value's
+    tail (its head is kept, with ``pmo_truncated_from`` and ``pmo_sha256``), then
+    the original headers (a message can carry 1 MB of them: all but its ``ce_*`` and
+    ``content-type`` go, with ``pmo_headers_dropped`` and ``pmo_headers_sha256``), then
+    a key near 1 MB (its head, with ``pmo_key_sha256``). The whole message is still in
+    ``pmo.inbound``, for its retention.
     """
-    size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
-    if size <= DEAD_LETTER_MAX_BYTES:
-        return value, headers
-    kept = value[:max(0, DEAD_LETTER_MAX_BYTES - (size - len(value)) - 200)]
-    return kept, [*headers, ("pmo_truncated_from", str(len(value)).encode()),
-                  ("pmo_sha256", hashlib.sha256(value).hexdigest().encode())]
+    if _size(value, key, headers) <= DEAD_LETTER_MAX_BYTES:
+        return key, value, headers
+    original, ours = headers[:len(headers) - added], headers[len(headers) - added:]
+    marks: list[tuple[str, bytes]] = []
+    if original and _size(b"", key, headers) + FIT_RESERVE > DEAD_LETTER_MAX_BYTES:
+        # The CloudEvent's own headers stay if they are small (they name the event: its
+        # receipt and the rejection log find it by them); the rest go.
+        essential: list[tuple[str, bytes]] = []
+        dropped: list[tuple[str, bytes]] = []
+        for h in original:
+            (essential if h[0].lower().startswith(("ce_", "content-type")) else dropped).append(h)
+        if _size(b"", None, essential) > ESSENTIAL_MAX_BYTES:
+            essential, dropped = [], original
+        digest = hashlib.sha256()
+        for name, v in dropped:
+            digest.update(b"%d:%s%d:%s" % (len(name.encode()), name.encode(), len(v), v))
+        marks = [("pmo_headers_dropped", str(len(dropped)).encode()),
+                 ("pmo_headers_sha256", digest.hexdigest().encode())]
+        original = essential
+    if key is not None and len(key) + _size(b"", None, [*original, *ours, *marks]) \
+            + 2 * FIT_RESERVE \
+            > DEAD_LETTER_MAX_BYTES:  # a key near 1 MB: its head, and its digest
+        marks.append(("pmo_key_sha256", hashlib.sha256(key).hexdigest().encode()))
+        key = key[:DEAD_LETTER_MAX_BYTES // 2]
+    kept_headers = [*original, *ours, *marks]
+    room = DEAD_LETTER_MAX_BYTES - _size(b"", key, kept_headers) - FIT_RESERVE
+    if len(value) <= room:
+        return key, value, kept_headers
+    return key, value[:max(0, room)], [*kept_headers,
+                                  ("pmo_truncated_from", str(len(value)).encode()),
+                                  ("pmo_sha256", hashlib.sha256(value).hexdigest().encode())]
+
+
+# A record header's own framing on the wire (two varints): counted too, or 10,000
+# small headers were 30 KB over the estimate.
+HEADER_FRAMING = 10
+FIT_RESERVE = 400  # the marks fit() may add, with room to spare
+ESSENTIAL_MAX_BYTES = 64 * 1024  # ce_* and content-type headers kept when others go
+
+
+def _size(value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    return len(value) + len(key or b"") + sum(len(k.encode()) + len(v) + HEADER_FRAMING
+                                              for k, v in headers)
 
 
 def _subject_key(refusal: Refusal) -> bytes | None:

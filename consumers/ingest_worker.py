@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.deadletters import KafkaRefusalSink
@@ -47,7 +48,12 @@ def inbound_consumer(settings: Settings) -> KafkaConsumer:
         # A killed worker's partitions move to the others after 10 s, not 45.
         session_timeout_ms=10_000, heartbeat_interval_ms=3000,
         # A message over the limit must still be fetched, to be dead-lettered.
-        max_partition_fetch_bytes=max(1024 * 1024, settings.max_body_bytes * 2)),
+        max_partition_fetch_bytes=max(1024 * 1024, settings.max_body_bytes * 2),
+        # A transactional publisher's aborted messages are not events (the default,
+        # read_uncommitted, stored them); committed ones are read once committed.
+        isolation_level="read_committed",
+        # A partition an operator adds to pmo.inbound is read within 30 s, not 5 minutes.
+        metadata_max_age_ms=30_000),
         what="the inbound consumer")
     subscribe(consumer, [settings.topic(INBOUND)])
     return consumer
@@ -68,6 +74,7 @@ class InboundWorker:
         self._rejoin = rejoin
         self._membership = (membership or Membership()) if rejoin is not None else None
         self.outcomes: Counter[str] = Counter()
+        self._done: dict[TopicPartition, int] = {}  # the offsets this worker committed
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
@@ -96,6 +103,7 @@ class InboundWorker:
         # as far as one poll reaches (see docs/kafka.md, "Ordering").
         records: list[Any] = list(heapq.merge(*polled.values(), key=_timestamp))
         if not records:
+            self._commit_skipped()
             return 0
         inbound = []
         self._sink.keys = {}
@@ -117,7 +125,25 @@ class InboundWorker:
             tp = TopicPartition(m.topic, m.partition)
             if tp not in offsets or offsets[tp].offset <= m.offset:
                 offsets[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
-        commit(self._consumer, offsets)  # a re-read answers duplicate: see the docstring
+        if commit(self._consumer, offsets):  # a re-read answers duplicate: see the docstring
+            self._done.update({tp: o.offset for tp, o in offsets.items()})
+
+    def _commit_skipped(self) -> None:
+        """After an empty poll, commit the offsets the consumer moved past without a record
+        to hand: a transaction's commit or abort marker, an aborted transaction's messages.
+        Each takes an offset of ``pmo.inbound``; left uncommitted, the pipeline's
+        ``inbound`` stayed above 0 for good after a transactional publisher (every record
+        before them is committed already: a step commits its batch before the next poll)."""
+        moved: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp in self._consumer.assignment():
+            try:
+                position = self._consumer.position(tp, timeout_ms=0)
+            except KafkaError:  # revoked meanwhile: its next owner commits
+                continue
+            if position is not None and position > self._done.get(tp, -1):
+                moved[tp] = OffsetAndMetadata(position, "", -1)
+        if moved and commit(self._consumer, moved):
+            self._done.update({tp: o.offset for tp, o in moved.items()})
 
 
 def _timestamp(message: Any) -> int:

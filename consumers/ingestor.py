@@ -57,9 +57,10 @@ class KafkaIngestor:
                                       event.source if event else None,
                                       reason=str(e), code="invalid"))
                 key = event.subject.encode() if event else None
-                value, headers = fit(message.raw, key, [
-                    *message.headers, ("pmo_reason", printable(str(e)).encode()),
-                    ("pmo_kind", b"dlq"), ("pmo_source", message.origin.encode())])
+                ours = [("pmo_reason", printable(str(e)).encode()), ("pmo_kind", b"dlq"),
+                        ("pmo_source", message.origin.encode())]
+                key, value, headers = fit(message.raw, key, [*message.headers, *ours],
+                                          len(ours))
                 futures.append(self._producer.send(self._dlq, key=key, value=value,
                                                    headers=headers))
                 continue

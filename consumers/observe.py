@@ -27,9 +27,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -93,7 +93,7 @@ class WorkerMetrics:
     def __init__(self, worker: str, gauges: Callable[[], Gauges] = dict) -> None:
         self.worker = worker
         self._gauges = gauges
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _BoundedServer | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         # First: a scrape reads the gauges before it renders the count of failed reads.
         self.registry.register(_Gauges(self))
@@ -126,12 +126,19 @@ class WorkerMetrics:
     def render(self) -> str:
         return generate_latest(self.registry).decode()
 
-    def submitter(self, inner: Submitter) -> Submitter:
-        """``inner``, its batches timed and its outcomes counted by type."""
-        return _Counted(inner, self)
+    def submitter(self, inner: Submitter,
+                  undecided: Callable[[], Collection[str]] = frozenset) -> Submitter:
+        """``inner``, its batches timed and its outcomes counted by type. ``undecided``
+        names (by origin) the messages of the last batch that have no outcome yet (parked:
+        counted once decided, through ``count``), so each message is counted once, with
+        the outcome it got."""
+        return _Counted(inner, self, undecided)
 
-    def count(self, messages: Sequence[Inbound], results: Sequence[Result]) -> None:
+    def count(self, messages: Sequence[Inbound], results: Sequence[Result],
+              undecided: Collection[str] = frozenset()) -> None:
         for message, result in zip(messages, results, strict=True):
+            if message.origin in undecided:
+                continue
             self._ingest.outcome(result.status)
             self._ingest.typed(result.status,
                                message.event.type if message.event is not None else None)
@@ -147,28 +154,62 @@ class WorkerMetrics:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            # A client that stops sending (or never ends its headers) is dropped after
+            # this long; without it each one held a thread and a socket for good.
+            timeout = CLIENT_TIMEOUT_S
+
             def do_GET(self) -> None:
-                if self.path.split("?", 1)[0] == "/metrics":
-                    self._answer(200, TEXT_FORMAT, owner.render().encode())
-                elif self.path.split("?", 1)[0] == "/healthz":
+                self._get(body=True)
+
+            def do_HEAD(self) -> None:
+                self._get(body=False)
+
+            def _get(self, body: bool) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._answer(200, TEXT_FORMAT, owner.render().encode(), body)
+                elif path == "/healthz":
                     ok = owner.healthy()
                     self._answer(200 if ok else 503, "application/json",
-                                 b'{"status":"ok"}' if ok else b'{"status":"stalled"}')
+                                 b'{"status":"ok"}' if ok else b'{"status":"stalled"}', body)
                 else:
-                    self._answer(404, "application/json", b'{"status":"not found"}')
+                    self._answer(404, "application/json", b'{"status":"not found"}', body)
 
-            def _answer(self, status: int, media: str, body: bytes) -> None:
+            def _refuse(self) -> None:  # any other method: 405 with Allow, body unread
+                self.close_connection = True
+                self._answer(405, "application/json", b'{"status":"method not allowed"}',
+                             True, [("Allow", "GET, HEAD"), ("Connection", "close")])
+
+            def do_POST(self) -> None:
+                self._refuse()
+
+            def do_PUT(self) -> None:
+                self._refuse()
+
+            def do_DELETE(self) -> None:
+                self._refuse()
+
+            def do_PATCH(self) -> None:
+                self._refuse()
+
+            def do_OPTIONS(self) -> None:
+                self._refuse()
+
+            def _answer(self, status: int, media: str, payload: bytes, body: bool,
+                        extra: Sequence[tuple[str, str]] = ()) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", media)
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in extra:
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                if body:
+                    self.wfile.write(payload)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # scrapes every few seconds would flood the worker's log
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((host, port), Handler, MAX_CLIENTS)
         threading.Thread(target=self._server.serve_forever, name=f"{self.worker}-metrics",
                          daemon=True).start()
         actual: int = self._server.server_address[1]
@@ -182,16 +223,52 @@ class WorkerMetrics:
             self._server = None
 
 
+CLIENT_TIMEOUT_S = 5.0  # a scraper sends its request at once
+MAX_CLIENTS = 32  # connections served at once; a scraper needs one or two
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, as ``ThreadingHTTPServer``, but at most ``max_clients``
+    at once: one more is closed at once (a scraper retries). Unbounded, a flood of idle
+    connections to the metrics port grew the worker by a thread and a socket each."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 max_clients: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_clients)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread did not start: its slot is free again
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class _Counted:
-    def __init__(self, inner: Submitter, metrics: WorkerMetrics) -> None:
+    def __init__(self, inner: Submitter, metrics: WorkerMetrics,
+                 undecided: Callable[[], Collection[str]]) -> None:
         self._inner = inner
         self._metrics = metrics
+        self._undecided = undecided
 
     def submit(self, messages: Sequence[Inbound]) -> list[Result]:
         started = time.perf_counter()
         results = self._inner.submit(messages)
         self._metrics.observe_store(time.perf_counter() - started)
-        self._metrics.count(messages, results)
+        self._metrics.count(messages, results, self._undecided())
         return results
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from kafka import KafkaProducer
 
 from consumers.deadletters import KafkaRefusalSink
 from consumers.inbound import read
-from ingest.service import Inbound, IngestService, Refusal
+from ingest.service import Inbound, IngestService, Refusal, Result
 from pmo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -234,8 +234,12 @@ class ParkingSink(KafkaRefusalSink):
         super().__init__(producer, settings)
         self.parking = parking
         self.parked = 0
+        # The origins parked by the last batch: they have no outcome yet (the worker's
+        # /metrics counts them once the Retrier decides them).
+        self.just_parked: frozenset[str] = frozenset()
 
     def record_refusals(self, refusals: Sequence[Refusal]) -> None:
+        self.just_parked = frozenset()
         rejected = [r for r in refusals if r.kind == "rejected" and r.source and r.event_id]
         behind = self.parking.waiting({r.subject or "" for r in rejected})
         waiting = []
@@ -245,6 +249,7 @@ class ParkingSink(KafkaRefusalSink):
                 behind.add(r.subject or "")
         if waiting:
             self.parking.park(waiting, self.keys)
+            self.just_parked = frozenset(r.origin for r in waiting)
             before, self.parked = self.parked, self.parked + len(waiting)
             # The first, then one line a thousand: a bulk load parks in every batch.
             level = logging.INFO if before == 0 or before // 1000 < self.parked // 1000 \
@@ -267,9 +272,12 @@ class Retrier:
     behind a late portfolio take 11 transactions, not one each."""
 
     def __init__(self, ingest: IngestService, sink: KafkaRefusalSink, parking: Parking,
-                 park_seconds: float, max_bytes: int) -> None:
+                 park_seconds: float, max_bytes: int,
+                 decided: Callable[[Sequence[Inbound], Sequence[Result]], object] | None = None,
+                 ) -> None:
         self._ingest = ingest  # with no refusal sink: outcomes are decided here
         self._sink = sink
+        self._decided = decided  # each event decided for good, with its outcome (metrics)
         self._parking = parking
         self._park_us = int(park_seconds * 1e6)
         self._max_bytes = max_bytes
@@ -346,6 +354,11 @@ class Retrier:
         self._parking.later_all(waiting)
         self._sink.flush()  # acknowledged before the rows go
         self._parking.done(decided)
+        if self._decided is not None and decided:
+            done = {id(p) for p in decided}
+            pairs = [(m, r) for p, m, r in zip(batch, inbound, results, strict=True)
+                     if id(p) in done]
+            self._decided([m for m, _ in pairs], [r for _, r in pairs])
         return decided
 
 

@@ -60,7 +60,14 @@ class Pipeline:
             if self._admin is None or self._consumer is None:
                 self._admin = KafkaAdminClient(**client_options(self._settings))
                 self._consumer = KafkaConsumer(**client_options(self._settings))
-            partitions = self._consumer.partitions_for_topic(topic) or set()
+            partitions = _partitions(self._admin, topic)
+            if not partitions <= (self._consumer.partitions_for_topic(topic) or set()):
+                # A partition added since this consumer read its metadata: kafka-python
+                # cannot ask for offsets of a partition it does not know; a new one can.
+                self._consumer.close()
+                self._consumer = KafkaConsumer(**client_options(self._settings))
+                if not partitions <= (self._consumer.partitions_for_topic(topic) or set()):
+                    raise LookupError(f"partitions of {topic} not in the metadata yet")
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             if not tps:  # not created yet, or metadata not to be had: unknown, not 0
                 raise LookupError(f"no partitions of {topic} known to the broker")
@@ -117,3 +124,15 @@ class Pipeline:
             if self._consumer is not None:
                 self._consumer.close()
             self._admin = self._consumer = None
+
+
+def _partitions(admin: KafkaAdminClient, topic: str) -> set[int]:
+    """The topic's partitions as the broker has them now. The clients' cached metadata
+    (up to 5 minutes old) did not know a partition an operator had just added, and a
+    message waiting there was left out: ``inbound`` read 0 while it waited."""
+    found: set[int] = set()
+    for described in admin.describe_topics([topic]):
+        if described.get("name") == topic and not described.get("error_code"):
+            found.update(int(p["partition_index"]) for p in described.get("partitions", ())
+                         if not p.get("error_code"))
+    return found

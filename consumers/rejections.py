@@ -10,12 +10,13 @@ dead-lettered twice, after a crash, is two dead letters, and logged twice.)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from consumers.inbound import read
 from consumers.projector import SeekToStored, tracking_key
@@ -25,6 +26,7 @@ from ingest.service import Refusal
 from pmo.settings import Settings
 
 OURS = "pmo_"  # headers the dead-letter producer added
+RECHECK_S = 30.0  # how often the reader looks for partitions added to its topics
 
 
 def refusal_of(message: Any, settings: Settings) -> Refusal:
@@ -62,7 +64,8 @@ class TrackedRefusalLog(Protocol):
 class RejectionConsumer:
     name = "rejections"
 
-    def __init__(self, settings: Settings, log: TrackedRefusalLog) -> None:
+    def __init__(self, settings: Settings, log: TrackedRefusalLog,
+                 recheck_s: float = RECHECK_S) -> None:
         self._settings = settings
         self._log = log
         # No consumer group: the log's own offsets are the truth, and one reader of
@@ -70,15 +73,24 @@ class RejectionConsumer:
         # rebalance ever interrupts it.
         self._consumer = connected(lambda: KafkaConsumer(
             **client_options(settings), enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=1000), what="the refusals' reader")
-        partitions = retrying(lambda: _partitions(
-            self._consumer, [settings.topic(DLQ), settings.topic(REJECTED)]),
-            what="reading topic metadata")
+            auto_offset_reset="earliest", max_poll_records=1000,
+            # Fresh enough metadata to see a partition added to its topics at each check.
+            metadata_max_age_ms=max(1000, int(recheck_s * 1000))),
+            what="the refusals' reader")
+        self._recheck_s = recheck_s
+        self._topics = [settings.topic(DLQ), settings.topic(REJECTED)]
+        partitions = retrying(lambda: _partitions(self._consumer, self._topics),
+                              what="reading topic metadata")
         self._consumer.assign(partitions)
-        SeekToStored(self._consumer, log.tracking, self.name).on_partitions_assigned(partitions)
+        self._seek = SeekToStored(self._consumer, log.tracking, self.name)
+        self._seek.on_partitions_assigned(partitions)
+        self._assigned = set(partitions)
+        self._checked = time.monotonic()
         self.recorded = 0
 
     def step(self, timeout_ms: int = 100) -> int:
+        if time.monotonic() - self._checked >= self._recheck_s:
+            self._take_new_partitions()
         polled = self._consumer.poll(timeout_ms=timeout_ms)
         refusals = [refusal_of(m, self._settings) for batch in polled.values() for m in batch]
         if not refusals:
@@ -88,12 +100,28 @@ class RejectionConsumer:
         self.recorded += len(refusals)
         return len(refusals)
 
+    def _take_new_partitions(self) -> None:
+        """Partitions added to the dead-letter topics since: read too, from their start.
+        Assigned once at start, the reader never read a partition an operator added, and
+        the dead letters keyed to it never reached GET /v1/rejections."""
+        self._checked = time.monotonic()
+        try:
+            found = set(_partitions(self._consumer, self._topics))
+        except KafkaError:  # metadata not to be had now: the next check tries again
+            return
+        new = found - self._assigned
+        if new:
+            self._assigned |= new
+            self._consumer.assign(sorted(self._assigned))
+            self._seek.on_partitions_assigned(sorted(self._assigned))
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 
 
 def _partitions(consumer: KafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    found = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t)]
+    found = [TopicPartition(t, p) for t in topics
+             for p in consumer.partitions_for_topic(t) or ()]
     if {tp.topic for tp in found} != set(topics):
         raise KafkaTimeoutError(f"no metadata yet for some of {topics}")
     return found

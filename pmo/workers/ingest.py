@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Collection
 
 from consumers.deadletters import KafkaRefusalSink, producer
 from consumers.ingest_worker import InboundWorker, inbound_consumer
@@ -28,29 +29,42 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     app = build_application(settings)
     kafka_producer = producer(settings)
     sink: KafkaRefusalSink = KafkaRefusalSink(kafka_producer, settings)
-    retrier: Retrier | None = None
-    if settings.park_seconds > 0:  # see consumers.parking
-        parking = Parking(app.recorder)
-        sink = ParkingSink(kafka_producer, settings, parking)
-        retrier = Retrier(build_ingest(app), sink, parking, settings.park_seconds,
-                          settings.max_body_bytes)
-    ingest: Submitter = build_ingest(app, sink)
-    metrics = None
+    metrics = pipeline = None
     if args.metrics_port is not None:
         pipeline = Pipeline(settings, app.recorder)
 
         def gauges() -> dict[str, float]:
-            parked = {"pmo_ingest_parked": float(parking.count())} if retrier else {}
-            return {**parked, "pmo_pipeline_inbound": pipeline.inbound()}
+            # The API's figures, measured in the pipeline's order (inbound, then parked):
+            # ``inbound`` counts the parked events too, as GET /v1/projections does.
+            assert pipeline is not None
+            status = pipeline.status()
+            return {"pmo_pipeline_inbound": status["inbound"],
+                    "pmo_pipeline_parked": status["parked"],
+                    "pmo_ingest_parked": status["parked"]}
         metrics = WorkerMetrics("ingest", gauges)
-        ingest = metrics.submitter(ingest)  # outcomes by type, store timings
+    parking_sink: ParkingSink | None = None
+    parking = Parking(app.recorder)  # see consumers.parking
+    if settings.park_seconds > 0:
+        sink = parking_sink = ParkingSink(kafka_producer, settings, parking)
+    # Always a Retrier: events parked before a restart with PMO_PARK_SECONDS=0 are then
+    # rejected with their reason (out of time), not left parked for good. A parked
+    # event's outcome is counted once the Retrier decides it.
+    retrier = Retrier(build_ingest(app), sink, parking, settings.park_seconds,
+                      settings.max_body_bytes,
+                      decided=metrics.count if metrics is not None else None)
+    ingest: Submitter = build_ingest(app, sink)
+    if metrics is not None:
+        undecided: Callable[[], Collection[str]] = frozenset
+        if parking_sink is not None:
+            undecided = lambda: parking_sink.just_parked  # noqa: E731
+        ingest = metrics.submitter(ingest, undecided)  # outcomes by type, store timings
         metrics.serve(args.metrics_port)
     worker = InboundWorker(settings, ingest, sink, inbound_consumer(settings),
                            rejoin=lambda: inbound_consumer(settings))
     try:
-        worker.run(stop, retrier.step if retrier is not None else None)
+        worker.run(stop, retrier.step)
     finally:
-        if metrics is not None:
+        if metrics is not None and pipeline is not None:
             metrics.close()
             pipeline.close()
         worker.close()

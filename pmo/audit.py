@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -133,12 +134,19 @@ def _existing_key(path: Path) -> Ed25519PrivateKey:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return _run(args, settings)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, psycopg.Error) as e:
         print(f"pmo audit {args.action}: {e}", file=sys.stderr)
         return 2
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # Every action reads the event store; opening a missing one would create it, empty,
+    # and verify would answer ok about a store that was never there (a mistyped
+    # PMO_DATA_DIR). So a missing store is an error, and nothing is created.
+    if not settings.event_store.exists():
+        where = settings.event_store.path or f"schema {settings.event_store.schema!r}"
+        raise ValueError(f"no event store at {where}: check PMO_DATA_DIR or "
+                         "PMO_EVENT_STORE_URL")
     if args.action == "anchor":
         why = None if args.output is None else refusal(args.output, settings)
         if why is not None:  # the same guard as export: never onto a store

@@ -85,6 +85,16 @@ class StoreUrl:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                 sql.Identifier(self.schema)))
 
+    def exists(self) -> bool:
+        """Whether the store is there: its SQLite file, or its PostgreSQL schema. Opening a
+        store creates it, which a command that only reads must not do."""
+        if self.kind == "sqlite":
+            return Path(self.path).is_file()
+        with psycopg.connect(self.psycopg_conninfo(), autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                               (self.schema,)).fetchone()
+        return row is not None
+
     def psycopg_conninfo(self) -> str:
         return (f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "
                 f"password={self.password}")

@@ -238,3 +238,23 @@ def test_snapshot_refuses_a_future_instant_and_a_missing_directory(
     code, out, err = pmo(capsys, "audit", "snapshot", "--as-of", now,
                          "--output", str(tmp_path / "now.sqlite"))
     assert code == 0 and json.loads(out)["as_of"] == now, err
+
+
+@pytest.mark.parametrize("action", [["verify"], ["anchor"], ["export"],
+                                    ["snapshot", "--as-of", "2026-01-01T00:00:00Z",
+                                     "--output", "s.sqlite"]])
+def test_audit_on_a_store_that_is_not_there_says_so_and_creates_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A mistyped PMO_DATA_DIR used to create an empty store there, and verify answered
+    # {"ok": true, "checked": 0} about it.
+    monkeypatch.chdir(tmp_path)
+    for name in ("PMO_EVENT_STORE_URL", "PMO_PROJECTION_STORE_URL", "PMO_KAFKA_BOOTSTRAP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PMO_DATA_DIR", str(tmp_path / "typo"))
+    code, out, err = pmo(capsys, "audit", *action)
+    assert code == 2 and "no event store at" in err and out == ""
+    assert not (tmp_path / "typo").exists()
+    monkeypatch.setenv("PMO_EVENT_STORE_URL", f"{POSTGRES_URL}?schema=t_never_created_here")
+    code, out, err = pmo(capsys, "audit", *action)
+    assert code == 2 and "no event store at schema 't_never_created_here'" in err

@@ -116,7 +116,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                          f"{position}/{total} {rate:,.0f} events/s")
         sys.stderr.flush()
 
-    replayed = rebuild(app, service, names, args.until, show, args.batch_size)
+    def waiting() -> None:
+        sys.stderr.write("pmo replay: another pmo replay is rebuilding these views; "
+                         "waiting for it to finish\n")
+        sys.stderr.flush()
+
+    replayed = rebuild(app, service, names, args.until, show, args.batch_size,
+                       on_wait=waiting)
     elapsed = time.perf_counter() - began
     sys.stderr.write("\n")
     print(f"replayed {replayed} positions into {', '.join(names)} in {elapsed:.2f}s "

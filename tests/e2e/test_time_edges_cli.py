@@ -12,6 +12,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,10 +29,16 @@ from cryptography.hazmat.primitives.serialization import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pmo.bootstrap import build_application
 from pmo.cli import main
+from pmo.settings import Settings
+from projections import bluegreen
 from projections.anchors import MAX_POSITION, Checkpoint
-from tests.conftest import POSTGRES_URL
+from projections.service import build_projections
+from tests.conftest import POSTGRES_URL, drop_postgres_schema, fresh_postgres_schema
+from tests.e2e.conftest import pmo_command
 from tests.e2e.test_views_cli import stored
+from tests.integration.test_projection_views import Publisher, seed
 
 
 @pytest.fixture
@@ -258,3 +265,47 @@ def test_audit_on_a_store_that_is_not_there_says_so_and_creates_nothing(
     monkeypatch.setenv("PMO_EVENT_STORE_URL", f"{POSTGRES_URL}?schema=t_never_created_here")
     code, out, err = pmo(capsys, "audit", *action)
     assert code == 2 and "no event store at schema 't_never_created_here'" in err
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_second_replay_waits_for_the_first_instead_of_building_into_it(
+        tmp_path: Path, backend: str) -> None:
+    # Two pmo replay runs on PostgreSQL built into one next-version schema at once: one
+    # died of the other's rows (duplicate key in pv_audit, pv_tracking dropped by its swap).
+    urls: dict[str, str] = {}
+    if backend == "postgres":
+        urls = {"event_store_url": fresh_postgres_schema(),
+                "projection_store_url": fresh_postgres_schema()}
+    env = {"PMO_DATA_DIR": str(tmp_path / "data"),
+           **{f"PMO_{k.upper()}": v for k, v in urls.items()}}
+    config = Settings(data_dir=tmp_path / "data", _env_file=None, **urls)  # type: ignore[call-arg]
+    try:
+        app = build_application(config)
+        seed(Publisher(app))
+        app.close()
+        service = build_projections(config)
+        live = service.projections["projects"]
+        rebuilding = ("SELECT 1 FROM pv_tracking WHERE projection = 'projects' "
+                      "AND key = '_rebuilding'")
+        with bluegreen.building(bluegreen.NextVersion(live, "replay_projects").url):
+            replay = pmo_command("replay", "--projection", "projects", env=env, cwd=tmp_path)
+            assert replay.stderr is not None
+            err: list[str] = []
+            reader = threading.Thread(target=lambda: err.extend(replay.stderr or []))
+            reader.start()
+            deadline = time.monotonic() + 60
+            while not any("waiting for it" in line for line in err):
+                assert time.monotonic() < deadline and replay.poll() is None, err
+                time.sleep(0.05)
+            time.sleep(0.3)  # had it not waited, it would be building by now
+            assert replay.poll() is None and not list(service.db.query(rebuilding))
+        out, _ = replay.communicate(timeout=60)
+        reader.join(10)
+        assert replay.returncode == 0, err
+        assert "replayed" in out
+        body = service.project("A")
+        assert body is not None and json.loads(body)["actual_cost"] == "200.00"
+        service.close()
+    finally:
+        for url in urls.values():
+            drop_postgres_schema(url)

@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response
 
+HEAD_KEY = "pmo.head"  # in the scope of a HEAD answered as its GET
+
 
 async def unescape_path_params(request: Request) -> None:
     """An app-wide dependency: FastAPI solves it before it reads the route's own path
@@ -68,7 +70,9 @@ class Edges:
         if b"%" in raw:  # else the server's decoded path is the raw one already
             scope = {**scope, "path": routed_path(raw)}
         if scope["method"] == "HEAD":
-            scope = {**scope, "method": "GET"}
+            # HEAD_KEY tells a route whose GET never ends (the live stream) that no body
+            # is wanted, so it answers its headers and returns.
+            scope = {**scope, "method": "GET", HEAD_KEY: True}
             send = _without_body(send)
         await self.app(scope, receive, send)
 

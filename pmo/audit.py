@@ -17,15 +17,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -94,10 +97,7 @@ def _load_anchor(path: Path) -> anchors.Checkpoint:
 def _key(path: Path | None, settings: Settings) -> Ed25519PrivateKey:
     path = path or settings.data_dir / KEY_NAME
     if path.exists():
-        key = load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 private key")
-        return key
+        return _existing_key(path)
     key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -108,15 +108,45 @@ def _key(path: Path | None, settings: Settings) -> Ed25519PrivateKey:
     return key
 
 
+def _existing_key(path: Path) -> Ed25519PrivateKey:
+    """The signing key in ``path``, refused with the reason when it cannot sign anchors.
+
+    A key other users may read lets them sign anchors in this store's name, so, as ssh
+    does with a private key, one with any group or other permission is refused."""
+    if not path.is_file():
+        raise ValueError(f"{path} is not a key file (a directory or a device)")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ValueError(f"{path} is open to other users (mode {mode:04o}): anyone who can "
+                         f"read it can sign anchors; run chmod 600 {path}")
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except TypeError:  # what cryptography raises for a key that needs a password
+        raise ValueError(f"{path} is encrypted: give an unencrypted Ed25519 key in PEM, "
+                         "protected by its file mode (0600)") from None
+    except UnsupportedAlgorithm as e:
+        raise ValueError(f"{path} is not an Ed25519 private key: {e}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return key
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return _run(args, settings)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, psycopg.Error) as e:
         print(f"pmo audit {args.action}: {e}", file=sys.stderr)
         return 2
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    # Every action reads the event store; opening a missing one would create it, empty,
+    # and verify would answer ok about a store that was never there (a mistyped
+    # PMO_DATA_DIR). So a missing store is an error, and nothing is created.
+    if not settings.event_store.exists():
+        where = settings.event_store.path or f"schema {settings.event_store.schema!r}"
+        raise ValueError(f"no event store at {where}: check PMO_DATA_DIR or "
+                         "PMO_EVENT_STORE_URL")
     if args.action == "anchor":
         why = None if args.output is None else refusal(args.output, settings)
         if why is not None:  # the same guard as export: never onto a store
@@ -134,8 +164,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if not EARLIEST <= args.as_of <= LATEST:  # compared before any conversion to UTC
             raise ValueError(f"--as-of must lie between {EARLIEST.isoformat()} and "
                              f"{LATEST.isoformat()}")
-        if args.output.exists():
+        if args.output.exists() or args.output.is_symlink():
             raise ValueError(f"{args.output} exists: choose a new file")
+        if not args.output.parent.is_dir():
+            raise ValueError(f"the directory {args.output.parent} does not exist")
+        settle(args.as_of)
         manifest = snapshot.write(build_application(settings), args.as_of, args.output)
         _emit(manifest)
         return 0
@@ -195,21 +228,48 @@ def refusal(output: Path, settings: Settings) -> str | None:
 
 
 def write_atomically(output: Path, chunks: Iterable[bytes]) -> None:
-    """Write beside ``output``, then rename over it: a failure leaves ``output`` untouched."""
-    fd, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    """Write beside ``output``, then rename over it: a failure leaves ``output`` untouched.
+
+    A symbolic link is followed (its target is replaced, the link stays), and a target
+    that is not a regular file (``/dev/stdout``, a FIFO) is written into, never replaced:
+    renaming over it would swap a device for a file."""
+    target = output.resolve()
+    if target.exists() and not target.is_file():
+        with target.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        return
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
         # mkstemp made it private (0600): give it the mode an ordinary file would have.
-        if output.exists():
-            shutil.copymode(output, temporary)
+        if target.exists():
+            shutil.copymode(target, temporary)
         else:
             os.chmod(temporary, 0o644)
-        os.replace(temporary, output)
+        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+# An instant is final once it is this much older than now: a store writer records and
+# commits within it (what GET ...?as_of= waits for too, api.consistency.SETTLE_S).
+SETTLE_S = 1.0
+
+
+def settle(at: datetime) -> None:
+    """Refuse an instant in the future (events recorded before it may still come, so the
+    snapshot would stop verifying once they do) and wait until a recent one is final."""
+    now = datetime.now(UTC)
+    if at > now:
+        raise ValueError(f"--as-of {at.isoformat()} lies in the future: events recorded "
+                         "before it may still come; give an instant already past")
+    wait = (at - now).total_seconds() + SETTLE_S
+    if wait > 0:
+        time.sleep(wait)
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:

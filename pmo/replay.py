@@ -12,17 +12,20 @@ which receives the views as recorded up to that instant.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
+
+import psycopg
 
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
 from projections.db import Db
 from projections.runner import REBUILD_BATCH, rebuild
 from projections.service import ProjectionService, build_projections
-from storage.urls import StoreUrl
+from storage.urls import StoreUrl, same_store
 
 BAR = 40
 
@@ -36,6 +39,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="projection store to write (sqlite:///path or postgresql://...); "
                         "required with --until")
     parser.add_argument("--batch-size", type=int, default=REBUILD_BATCH, help=argparse.SUPPRESS)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def into_refusal(into: StoreUrl, settings: Settings) -> str | None:
+    """Why ``--into`` must not be written, or None. Never a store of this service (the
+    projection tables would land in the event store file, or a database would be written
+    over its WAL file), and for SQLite only a new file or an existing SQLite database."""
+    if same_store(into, settings.event_store):
+        return "names the event store: give another projection store"
+    if same_store(into, settings.projection_store):
+        return "names the live projection store: give another projection store"
+    if into.kind != "sqlite":
+        return None
+    path = Path(into.path)
+    if path.is_dir():
+        return f"{into.path} is a directory: give a file name"
+    if path.exists():
+        if not path.is_file():
+            return f"{into.path} is not a regular file"
+        try:
+            with path.open("rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except OSError as e:
+            return f"cannot read {into.path}: {e.strerror or e}"
+        if header and header != SQLITE_HEADER:
+            return f"{into.path} exists and is not a SQLite database"
+    return None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,14 +86,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as e:
             print(f"pmo replay: --into: {e}", file=sys.stderr)
             return 2
-        live = settings.projection_store
-        if into == live or (into.kind == live.kind == "sqlite"
-                            and Path(into.path).resolve() == Path(live.path).resolve()):
-            print("pmo replay: --into names the live projection store", file=sys.stderr)
+        why = into_refusal(into, settings)
+        if why is not None:
+            print(f"pmo replay: --into {why}", file=sys.stderr)
             return 2
     app = build_application(settings)
-    service = (build_projections(settings) if args.into is None
-               else ProjectionService(Db(into)))
+    if args.into is None:
+        service = build_projections(settings)
+    else:
+        try:
+            service = ProjectionService(Db(into))
+        except (sqlite3.Error, psycopg.Error, OSError) as e:
+            print(f"pmo replay: --into: cannot open that store: {e}", file=sys.stderr)
+            return 2
     names = args.projection or service.names()
     unknown = [n for n in names if n not in service.projections]
     if unknown:
@@ -79,7 +116,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                          f"{position}/{total} {rate:,.0f} events/s")
         sys.stderr.flush()
 
-    replayed = rebuild(app, service, names, args.until, show, args.batch_size)
+    def waiting() -> None:
+        sys.stderr.write("pmo replay: another pmo replay is rebuilding these views; "
+                         "waiting for it to finish\n")
+        sys.stderr.flush()
+
+    replayed = rebuild(app, service, names, args.until, show, args.batch_size,
+                       on_wait=waiting)
     elapsed = time.perf_counter() - began
     sys.stderr.write("\n")
     print(f"replayed {replayed} positions into {', '.join(names)} in {elapsed:.2f}s "

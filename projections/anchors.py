@@ -13,6 +13,7 @@ insider is that a copy lives where that insider cannot write (docs/audit.md).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,8 @@ from projections.db import Db
 from projections.feed import from_micros
 
 FORMAT = "pmo-ledger audit anchor v1"
+MAX_POSITION = 2**63 - 1  # a BIGINT: what both stores can compare a position against
+_HASH = re.compile("[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +49,27 @@ class Checkpoint:
 
     @classmethod
     def from_json(cls, data: Any) -> Checkpoint:
+        """A checkpoint as ``as_json`` wrote it, every field of its own JSON type: an
+        edited field is refused, never coerced (``165.7`` is not position 165, whose
+        signature it would otherwise borrow)."""
         if not isinstance(data, dict):
             raise ValueError("an anchor is a JSON object")
-        try:
-            return cls(int(data["position"]), str(data["head_hash"]), str(data["recorded_at"]),
-                       str(data.get("public_key", "")), str(data.get("signature", "")))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"not an anchor: {e}") from e
+        missing = [k for k in ("position", "head_hash", "recorded_at") if k not in data]
+        if missing:
+            raise ValueError(f"not an anchor: missing {', '.join(missing)}")
+        position = data["position"]
+        if type(position) is not int or not 0 <= position <= MAX_POSITION:
+            raise ValueError("not an anchor: position must be a whole number from 0 to "
+                             f"{MAX_POSITION}, not {str(position)[:40]!r}")
+        head_hash = data["head_hash"]
+        if not isinstance(head_hash, str) or _HASH.fullmatch(head_hash) is None:
+            raise ValueError("not an anchor: head_hash must be 64 lowercase hex digits")
+        texts = {k: data.get(k, "") for k in ("recorded_at", "public_key", "signature")}
+        wrong = [k for k, v in texts.items() if not isinstance(v, str)]
+        if wrong:
+            raise ValueError(f"not an anchor: {', '.join(wrong)} must be text")
+        return cls(position, head_hash, texts["recorded_at"], texts["public_key"],
+                   texts["signature"])
 
 
 def trail_head(db: Db) -> dict[str, Any]:

@@ -29,6 +29,7 @@ tracking rows commit together, like any projection's).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import time
@@ -36,6 +37,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from typing import Any
+
+import psycopg
 
 from domain.application import PmoApplication
 from projections.base import REBUILDING, UPSERT_TRACKING, Projection
@@ -55,6 +58,40 @@ def next_url(url: StoreUrl, tag: str) -> StoreUrl:
     if url.kind == "sqlite":
         return replace(url, path=f"{url.path}.{safe}")
     return replace(url, schema=f"{url.schema}__{safe}"[:63])  # PostgreSQL's name limit
+
+
+@contextmanager
+def building(url: StoreUrl, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Held by the one process that builds the next version at ``url``, across processes.
+
+    Two ``pmo replay`` runs share their next versions' stores (the same tag): without
+    this, both wrote into one PostgreSQL schema at once and one died of the other's rows
+    (a duplicate key, a table dropped by its swap). The second waits (``on_wait`` says
+    so first), then builds afresh once the first has swapped its version in. SQLite:
+    an flock on ``<next file>.lock``; PostgreSQL: a session advisory lock, released
+    when its connection closes, also if the process dies."""
+    if url.kind == "sqlite":
+        fd = os.open(f"{url.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+        return
+    name = f"pmo-ledger rebuild {url.host}:{url.port}/{url.dbname}/{url.schema}"
+    with psycopg.connect(url.psycopg_conninfo(), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                           (name,)).fetchone()
+        if not (row and row[0]):
+            if on_wait is not None:
+                on_wait()
+            conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
+        yield
 
 
 class NextVersion:

@@ -225,7 +225,8 @@ class EmbeddedRunner:
 
 def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str] | None = None,
             until: datetime | None = None, progress: Callable[[int], None] | None = None,
-            batch_size: int = REBUILD_BATCH, *, beside: bool = True) -> int:
+            batch_size: int = REBUILD_BATCH, *, beside: bool = True,
+            on_wait: Callable[[], None] | None = None) -> int:
     """Rebuild projections ``names`` (default: all) from the store; the position reached.
 
     Without ``until``: blue/green (``projections.bluegreen``): each is built beside its
@@ -236,7 +237,7 @@ def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str
     """
     chosen = list(names) if names is not None else service.names()
     if until is None and beside:
-        return _rebuild_beside(app, service, chosen, progress, batch_size)
+        return _rebuild_beside(app, service, chosen, progress, batch_size, on_wait)
     with service.db.bulk():
         for name in chosen:
             service.projections[name].clear(rebuilding=True)
@@ -248,14 +249,20 @@ def rebuild(app: PmoApplication, service: ProjectionService, names: Iterable[str
 
 
 def _rebuild_beside(app: PmoApplication, service: ProjectionService, chosen: list[str],
-                    progress: Callable[[int], None] | None, batch_size: int) -> int:
+                    progress: Callable[[int], None] | None, batch_size: int,
+                    on_wait: Callable[[], None] | None = None) -> int:
     versions = [bluegreen.NextVersion(service.projections[n], f"replay_{n}") for n in chosen]
-    for v in versions:
-        v.open(resume=True)
-    with ExitStack() as stack:
+    with ExitStack() as held:
+        # Another replay building the same next versions goes first (in name order: two
+        # replays of overlapping sets never wait for each other both ways).
+        for v in sorted(versions, key=lambda v: v.name):
+            held.enter_context(bluegreen.building(v.url, on_wait))
         for v in versions:
-            assert v.db is not None
-            stack.enter_context(v.db.bulk())
-        reached = bluegreen.build(app, versions, batch_size, progress)
-    bluegreen.swap(versions, bluegreen.store_catch_up(app, batch_size))
+            v.open(resume=True)
+        with ExitStack() as stack:
+            for v in versions:
+                assert v.db is not None
+                stack.enter_context(v.db.bulk())
+            reached = bluegreen.build(app, versions, batch_size, progress)
+        bluegreen.swap(versions, bluegreen.store_catch_up(app, batch_size))
     return reached

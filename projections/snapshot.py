@@ -131,28 +131,46 @@ def check(app: PmoApplication, path: Path, anchor: anchors.Checkpoint | None = N
         raise ValueError(f"{path}: no such snapshot")
     with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as snap:
         try:
-            manifest = dict(snap.execute("SELECT key, value FROM manifest").fetchall())
-        except sqlite3.DatabaseError as e:
-            raise ValueError(f"{path} is not a snapshot: {e}") from e
+            return _check(app, snap, anchor, progress)
+        except (sqlite3.Error, KeyError) as e:  # a file that is SQLite, but no snapshot
+            raise ValueError(f"{path} is not a snapshot: {type(e).__name__}: {e}") from e
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+
+
+def _manifest(snap: sqlite3.Connection) -> tuple[datetime, int, dict[str, Any]]:
+    """The manifest's instant, head position and the fields every answer repeats."""
+    manifest = dict(snap.execute("SELECT key, value FROM manifest").fetchall())
+    try:
         at = datetime.fromisoformat(manifest["as_of"])
         head = int(manifest["head_position"])
-        out: dict[str, Any] = {"as_of": manifest["as_of"], "head_position": head,
-                               "head_hash": manifest["head_hash"]}
-        broken = _check_trail(app, snap, head, manifest["head_hash"], progress)
-        if broken is None:
-            broken = _check_cut(app, head, at)
-        if broken is None:
-            broken = _check_views(app, snap, at)
-        if broken is None and anchor is not None:
-            result = anchors.check(app, anchor)
-            out["anchor"] = result
-            if not result["ok"]:
-                broken = ("anchor", result["detail"])
-            elif anchor.position <= head:
-                row = snap.execute("SELECT hash FROM trail WHERE position = ?",
-                                   (anchor.position,)).fetchone()
-                if row is None or row[0] != anchor.head_hash:
-                    broken = ("anchor", "the snapshot's trail does not pass the anchored head")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"its manifest is not one a snapshot writes: {e}") from e
+    if at.utcoffset() is None or not 0 <= head <= anchors.MAX_POSITION:
+        raise ValueError("its manifest is not one a snapshot writes: as_of without an "
+                         "offset, or a head_position no store holds")
+    return at, head, {"as_of": manifest["as_of"], "head_position": head,
+                      "head_hash": str(manifest["head_hash"])}
+
+
+def _check(app: PmoApplication, snap: sqlite3.Connection, anchor: anchors.Checkpoint | None,
+           progress: Progress | None) -> dict[str, Any]:
+    at, head, out = _manifest(snap)
+    broken = _check_trail(app, snap, head, out["head_hash"], progress)
+    if broken is None:
+        broken = _check_cut(app, head, at)
+    if broken is None:
+        broken = _check_views(app, snap, at)
+    if broken is None and anchor is not None:
+        result = anchors.check(app, anchor)
+        out["anchor"] = result
+        if not result["ok"]:
+            broken = ("anchor", result["detail"])
+        elif anchor.position <= head:
+            row = snap.execute("SELECT hash FROM trail WHERE position = ?",
+                               (anchor.position,)).fetchone()
+            if row is None or row[0] != anchor.head_hash:
+                broken = ("anchor", "the snapshot's trail does not pass the anchored head")
     if broken is not None:
         return {"ok": False, **out, "what": broken[0], "detail": broken[1]}
     return {"ok": True, **out, "checked": head}

@@ -85,6 +85,39 @@ class StoreUrl:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                 sql.Identifier(self.schema)))
 
+    def exists(self) -> bool:
+        """Whether the store is there: its SQLite file, or its PostgreSQL schema. Opening a
+        store creates it, which a command that only reads must not do."""
+        if self.kind == "sqlite":
+            return Path(self.path).is_file()
+        with psycopg.connect(self.psycopg_conninfo(), autocommit=True, connect_timeout=10) as conn:
+            row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                               (self.schema,)).fetchone()
+        return row is not None
+
     def psycopg_conninfo(self) -> str:
         return (f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "
                 f"password={self.password}")
+
+
+# The files SQLite (and this service's writer lock) keep beside a database file.
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal", ".writer.lock")
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def same_store(a: StoreUrl, b: StoreUrl) -> bool:
+    """Whether writing through ``a`` would write into store ``b``: the same SQLite file (or
+    one of its companion files), or the same PostgreSQL schema of the same database on the
+    same server, whatever user, password or spelling of the loopback host each names."""
+    if a.kind != b.kind:
+        return False
+    if a.kind == "sqlite":
+        target = Path(a.path).resolve()
+        store = Path(b.path).resolve()
+        return any(target == Path(f"{store}{suffix}") for suffix in SQLITE_COMPANIONS)
+
+    def server(u: StoreUrl) -> tuple[str, int, str, str]:
+        host = u.host.lower()
+        return ("loopback" if host in _LOOPBACK else host, u.port, u.dbname, u.schema)
+
+    return server(a) == server(b)

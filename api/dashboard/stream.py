@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Viewer
 from api.deps import Services, ServicesDep
+from api.edges import HEAD_KEY
 from api.problems import Problem
 
 router = APIRouter(tags=["dashboard"])
@@ -31,6 +32,7 @@ KEEPALIVE_S = 15.0
 # so a server shutting down waits for none of them long.
 LIFETIME_S = 60.0
 Signature = tuple[Any, ...]
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 def read_positions(services: Services) -> tuple[Signature, dict[str, Any]]:
@@ -117,7 +119,12 @@ def watch_of(services: Services) -> ViewWatch:
             responses={200: {"content": {"text/event-stream": {}}},
                        429: {"description": "too many open streams",
                              "content": {"application/problem+json": {}}}})
-async def stream(request: Request, _: Viewer, services: ServicesDep) -> StreamingResponse:
+async def stream(request: Request, _: Viewer, services: ServicesDep) -> Response:
+    if request.method == "HEAD" or request.scope.get(HEAD_KEY):
+        # Headers only, at once: streaming frames nobody may send kept the connection
+        # busy (a keep-alive client's next request on it waited up to LIFETIME_S) and
+        # held one of the max_streams slots meanwhile.
+        return Response(media_type="text/event-stream", headers=HEADERS)
     watch = watch_of(services)
     event = watch.subscribe()
     if not watch.state:
@@ -148,5 +155,4 @@ async def stream(request: Request, _: Viewer, services: ServicesDep) -> Streamin
         finally:
             watch.unsubscribe(event)
 
-    return StreamingResponse(frames(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=HEADERS)

@@ -20,7 +20,7 @@ from api.routers.projections import (
     parse_as_of,
     view,
 )
-from api.validtime import ValidAt, valid_at_view
+from api.validtime import ValidAt, list_at, valid_at_view
 
 router = APIRouter(tags=["portfolios"])
 
@@ -41,12 +41,18 @@ EXAMPLE = {
 
 @router.get("/v1/portfolios", summary="Every portfolio's view, by id")
 async def list_portfolios(
-    _: Viewer, services: ServicesDep,
+    roles: Viewer, services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    as_of: Annotated[str | None, Query(description="recording time, ISO 8601 (auditor): "
+                                       "each item as GET /v1/portfolios/{id}?as_of= answers "
+                                       "it; one that did not exist then is left out")] = None,
+    valid_at: ValidAt = None,
 ) -> Response:
     svc = services.projections
     after = key_cursor(cursor)
+    if as_of is not None or valid_at is not None:
+        return await list_at(services, "portfolio", after, limit, valid_at, as_of, roles)
     return await view(services, f"portfolios:{after}:{limit}",
                       lambda: svc.portfolio_list(after, limit), "page", "")
 

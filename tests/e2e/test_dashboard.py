@@ -158,6 +158,19 @@ def expected_numbers(view: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def test_a_shared_url_naming_no_panel_opens_the_portfolios(page: Page) -> None:
+    # #panel=constructor (an Object built-in, not a panel) rendered an empty panel with
+    # "panel.body is not a function".
+    page.sign_in(ALL)
+    for name in ("constructor", "__proto__", "toString", "hasOwnProperty", "no-such-panel"):
+        page.tab.evaluate(f"location.hash = 'panel={name}'")
+        page.tab.wait_for_function("document.querySelector('#panel').dataset.panel === "
+                                   "'portfolios' && location.hash === '#panel=portfolios' && "
+                                   "document.querySelector('[data-portfolio]') !== null",
+                                   timeout=WAIT_MS)
+        assert page.tab.locator("#error").is_hidden(), name
+
+
 def test_the_numbers_shown_are_the_apis_for_the_demo_portfolios(page: Page) -> None:
     page.sign_in(ALL)
     page.tab.wait_for_selector("[data-portfolio]", timeout=WAIT_MS)

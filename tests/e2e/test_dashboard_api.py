@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,6 +136,28 @@ def test_open_streams_are_bounded(base: str) -> None:
         time.sleep(0.2)
     assert again.status_code == 200
 
+
+
+def test_head_of_the_stream_answers_at_once_and_holds_nothing(base: str) -> None:
+    # HEAD ran the stream with its frames dropped: the keep-alive connection stayed busy
+    # (the client's next request on it waited up to 60 s) and held a stream's place.
+    port = int(base.rsplit(":", 1)[1])
+    heads = []
+    for _ in range(3):  # more than PMO_DASHBOARD_MAX_STREAMS=2, each connection kept open
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+        conn.sendall(b"HEAD /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer v\r\n\r\n")
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        heads.append(conn)
+    try:
+        started = time.monotonic()
+        heads[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in heads[0].recv(4096) and time.monotonic() - started < 2
+        with httpx.stream("GET", f"{base}/v1/stream", headers={"Authorization": "Bearer v"},
+                          timeout=10) as answer:
+            assert answer.status_code == 200  # no place taken by the HEADs
+    finally:
+        for conn in heads:
+            conn.close()
 
 
 @pytest.mark.kafka

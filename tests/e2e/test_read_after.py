@@ -99,8 +99,8 @@ def test_only_a_caller_who_may_ask_as_of_waits_for_it(
     started = time.monotonic()
     # A viewer may not ask as_of: the route's 403, at once, never a wait then a 503.
     assert_problem(client.get("/v1/projects/P-1", params={"as_of": at}, headers=VIEW), 403)
-    # A list without as_of ignores it: the (stale) list answers at once.
-    listed = client.get("/v1/portfolios", params={"as_of": at}, headers=AUDIT)
+    # A route without as_of ignores it: the (stale) answer comes at once.
+    listed = client.get("/v1/rejections", params={"as_of": at}, headers=AUDIT)
     assert listed.status_code == 200
     assert time.monotonic() - started < 1.5
     assert_problem(client.get("/v1/projects/P-1", params={"as_of": at}, headers=AUDIT), 503)

@@ -533,7 +533,10 @@
   // -- the shell: sign-in, tabs, time control, refresh ----------------------------------
 
   async function refresh(rebuildControls = false) {
-    const name = panels[state.panel] && allowed(panels[state.panel]) ? state.panel : "portfolios";
+    // Own keys only: a shared URL's #panel=constructor (or toString, __proto__) names an
+    // Object built-in, not a panel, and rendered "panel.body is not a function".
+    const known = Object.hasOwn(panels, state.panel || "") && allowed(panels[state.panel]);
+    const name = known ? state.panel : "portfolios";
     state.panel = name;
     writeHash();
     const panel = panels[name];

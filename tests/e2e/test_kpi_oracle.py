@@ -6,6 +6,7 @@ section 9, and every project, portfolio, program and manager view must agree wit
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -145,6 +146,7 @@ class Run:
         self.client = client
         self.tag = uuid.uuid4().hex[:6]
         self.position = 0
+        self.past: tuple[list[Project], int] | None = None
 
     def post(self, type_: str, subject: str, data: dict[str, Any]) -> bool:
         event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "urn:oracle",
@@ -156,8 +158,9 @@ class Run:
             self.position = max(self.position, response.json()["position"])
         return response.status_code == 201
 
-    def get(self, path: str) -> dict[str, Any]:
-        response = self.client.get(path, params={"min_position": self.position}, headers=ALL)
+    def get(self, path: str, **params: str) -> dict[str, Any]:
+        response = self.client.get(path, params={"min_position": self.position, **params},
+                                   headers=ALL)
         assert response.status_code == 200, (path, response.text)
         body: dict[str, Any] = response.json()
         return body
@@ -208,9 +211,11 @@ def test_every_view_agrees_with_section_9(
 
 def _load(run: Run, pf: str, programs: list[str], managers: list[str],
           projects: list[tuple[date, date, int | None, int, str]],
-          steps: list[tuple[int, tuple[Any, ...]]]) -> list[Project]:
+          steps: list[tuple[int, tuple[Any, ...]]],
+          cut: int | None = None) -> list[Project]:
     """Propose the projects, take each along its lifecycle, then the random steps: the
-    model folds only what the service accepted."""
+    model folds only what the service accepted. With ``cut``, ``run.past`` is the model
+    and store position after that many of those events."""
     model: list[Project] = []
     prefix: list[tuple[Project, tuple[Any, ...]]] = []
     for n, (start, finish, program, progress, budget) in enumerate(projects):
@@ -225,10 +230,13 @@ def _load(run: Run, pf: str, programs: list[str], managers: list[str],
             first: list[tuple[Any, ...]] = [("approved", budget), ("started",)]
             prefix += [(p, action) for action in first[:progress]]
     if model:
-        for p, action in [*prefix, *((model[i % len(model)], a) for i, a in steps)]:
+        for n, (p, action) in enumerate(
+                [*prefix, *((model[i % len(model)], a) for i, a in steps)]):
+            if n == cut:
+                run.past = (copy.deepcopy(model), run.position)
             if run.post(f"project.{action[0]}", p.key, data_of(p, action, managers)):
                 apply(p, action)
-    for p in model:
+    for p in [*model, *(run.past[0] if run.past else [])]:
         p.manager = None if p.manager is None else managers[int(p.manager[1])]
     return model
 
@@ -286,3 +294,42 @@ def _check_manager(view: dict[str, Any], held: list[Project],
         bac, expected = p.bac or Decimal(0), shown[p.key][2]
         variance += bac - (expected if expected is not None else bac)
     assert Decimal(view["budget_variance"]) == variance
+
+
+@settings(max_examples=10, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(projects=st.lists(PROJECT, min_size=1, max_size=3),
+       steps=st.lists(st.tuples(st.integers(0, 2), ACTION), min_size=1, max_size=15),
+       cut=st.integers(0, 20))
+def test_every_view_as_of_an_earlier_instant_agrees_with_section_9_then(
+        client: TestClient, projects: list[tuple[date, date, int | None, int, str]],
+        steps: list[tuple[int, tuple[Any, ...]]], cut: int) -> None:
+    """``as_of`` the recording time of the last event before the cut: the views are the
+    model as it was then (CONTRACT section 6), later events and all."""
+    run = Run(client)
+    pf, programs = f"PF-{run.tag}", [f"PG-{run.tag}-0", f"PG-{run.tag}-1"]
+    managers = [f"M0-{run.tag}", f"M1-{run.tag}"]
+    assert run.post("portfolio.opened", pf, {
+        "name": "P", "pmo_type": "supportive", "currency": "EUR",
+        "budget_envelope": "1", "owner": "o"})
+    for m in managers:
+        assert run.post("manager.registered", m, {"name": "m", "capacity": 1})
+    for g in programs:
+        assert run.post("program.launched", g, {"portfolio_id": pf, "name": "g"})
+    _load(run, pf, programs, managers, projects, steps, cut)
+    if run.past is None:
+        return
+    past, position = run.past
+    entry = run.get("/v1/audit", cursor=str(position - 1), limit="1")["items"][0]
+    assert entry["position"] == position
+    as_of = {"as_of": entry["recorded_at"]}
+    shown = {p.key: _check_project(run.get(f"/v1/projects/{p.key}", **as_of), p)
+             for p in past}
+    _check_rollup(run.get(f"/v1/portfolios/{pf}", **as_of), past, shown)
+    for g in programs:
+        _check_rollup(run.get(f"/v1/programs/{g}", **as_of),
+                      [p for p in past if p.program == g], shown)
+    for m in managers:
+        _check_manager(run.get(f"/v1/managers/{m}", **as_of),
+                       [p for p in past if p.manager == m], shown)

@@ -28,19 +28,30 @@ class HeadTooLarge(Exception):
     """Raised from a parser callback: httptools stops parsing the message there."""
 
 
-def refusal(limit: int) -> bytes:
-    """The whole 431 answer, as bytes: it is written before any ASGI app is involved."""
-    body = orjson.dumps({
-        "type": "https://pmo-ledger.dev/problems/request-header-fields-too-large",
-        "title": TITLE, "status": STATUS,
-        "detail": f"the request line and headers are over the {limit}-byte limit "
-                  "(PMO_MAX_HEADER_BYTES)", "limit": limit})
-    return (f"HTTP/1.1 {STATUS} {TITLE}\r\ncontent-type: application/problem+json\r\n"
+def _problem(status: int, title: str, kind: str, detail: str, **extra: object) -> bytes:
+    """A whole problem+json answer that closes the connection, as bytes: it is written
+    before any ASGI app is involved."""
+    body = orjson.dumps({"type": f"https://pmo-ledger.dev/problems/{kind}", "title": title,
+                         "status": status, "detail": detail, **extra})
+    return (f"HTTP/1.1 {status} {title}\r\ncontent-type: application/problem+json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
 
+def refusal(limit: int) -> bytes:
+    return _problem(STATUS, TITLE, "request-header-fields-too-large",
+                    f"the request line and headers are over the {limit}-byte limit "
+                    "(PMO_MAX_HEADER_BYTES)", limit=limit)
+
+
+# What uvicorn answers as text/plain when the parser refuses a request (a control character
+# in a header, an unknown method, a bad request line): every error is problem+json.
+UNPARSABLE = _problem(400, "Bad request", "bad-request",
+                      "not an HTTP/1.1 request this server can read (request line or headers)")
+
+
 def bounded_protocol(limit: int) -> type[asyncio.Protocol]:
-    """uvicorn's httptools protocol, refusing a request head over ``limit`` bytes."""
+    """uvicorn's httptools protocol, refusing a request head over ``limit`` bytes, and
+    answering a request it cannot parse with a problem, not uvicorn's text/plain."""
     answer = refusal(limit)
 
     class BoundedHead(HttpToolsProtocol):
@@ -82,8 +93,9 @@ def bounded_protocol(limit: int) -> type[asyncio.Protocol]:
         def send_400_response(self, msg: str) -> None:
             if self._refused:
                 self._refuse()
-            else:
-                super().send_400_response(msg)
+            elif not self.transport.is_closing():
+                self.transport.write(UNPARSABLE)
+                self.transport.close()
 
         def _refuse(self) -> None:
             if not self.transport.is_closing():

@@ -106,3 +106,20 @@ def test_a_body_over_the_head_limit_is_not_counted_and_the_next_request_is_serve
     data, _ = exchange(port, post + head(headers=[b"Connection: close"]))
     assert data.startswith(b"HTTP/1.1 200 "), data[:300]
     assert data.count(b"HTTP/1.1 200 ") == 2, data[:300]
+
+
+@pytest.mark.parametrize("request_", [
+    b"GET /v1/portfolios HTTP/1.1\r\nHost: x\r\nAccept: \x01\r\n\r\n",
+    b"FOO /v1/portfolios HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v1/portfolios HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"GET /v1/portfolios HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello on the plain port
+])
+def test_a_request_the_parser_refuses_is_a_400_problem(port: int, request_: bytes) -> None:
+    data, closed = exchange(port, request_)
+    status_line, _, rest = data.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad request", data[:200]
+    head_, _, body = rest.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head_.lower()
+    assert orjson.loads(body)["status"] == 400
+    assert closed

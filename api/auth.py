@@ -34,7 +34,13 @@ class KeyRing:
 def caller_roles(request: Request) -> set[str]:
     """The roles of the request's key; 401 without a valid one."""
     ring: KeyRing = request.app.state.keyring
-    roles = ring.roles_of(request.headers.get("authorization"))
+    given = request.headers.getlist("authorization")
+    if len(given) > 1:
+        # A request with two keys has no single caller: the first one used to win silently,
+        # so a proxy that adds its own key beside the client's chose who acted.
+        raise Problem(401, "Unauthorized", "the Authorization header is given more than "
+                      "once: send exactly one 'Authorization: Bearer <api key>'")
+    roles = ring.roles_of(given[0] if given else None)
     if roles is None:
         raise Problem(401, "Unauthorized", "a valid 'Authorization: Bearer <api key>' "
                       "header is required")

@@ -65,8 +65,9 @@ class CachedViews:
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
+                if authorization is not None:
+                    return None  # given twice: the route answers 401 (api.auth)
                 authorization = value.decode("latin-1")
-                break
         roles = self.keyring.roles_of(authorization)
         if roles is None or "viewer" not in roles:
             return None

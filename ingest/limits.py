@@ -10,12 +10,20 @@ Arabic-Indic digits.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, GetPydanticSchema, StringConstraints
-from pydantic_core import core_schema
+from pydantic import (
+    BeforeValidator,
+    Field,
+    GetPydanticSchema,
+    StringConstraints,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError, core_schema
 
 ID_MAX = 200
 TEXT_MAX = 200
@@ -86,15 +94,31 @@ def _money(**bounds: Decimal) -> GetPydanticSchema:
 Money = Annotated[Decimal, _money()]
 PositiveMoney = Annotated[Decimal, _money(gt=Decimal(0))]
 
+# A ratio or percentage given as a string: plain ASCII digits, as /v1/schemas publishes
+# it. Python's Decimal also reads " 0.5", "5E-1", "+0.5", "-0", "1_0" and Arabic-Indic
+# digits, which the schema refuses (the same forms issue 9 found in money).
+PLAIN_DECIMAL_PATTERN = r"^(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)$"
+_PLAIN_DECIMAL = re.compile(PLAIN_DECIMAL_PATTERN)
+
+
+def _plain_text(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    # A wrap validator: the JSON Schema stays the Decimal's (number, or the string form).
+    if isinstance(value, str) and _PLAIN_DECIMAL.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "plain_decimal", "a number given as a string must be plain ASCII digits with an "
+            "optional fraction (e.g. \"0.25\"): no sign, exponent, spaces or separators")
+    return handler(value)
+
+
 # Ratios and percentages are JSON numbers (CONTRACT section 8). A float's shortest
 # form has at most 17 decimals; a bound on them refuses ``1e-1000000``, which no view
 # could round.
 Ratio = Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False, max_digits=20,
-                                 decimal_places=17)]
+                                 decimal_places=17), WrapValidator(_plain_text)]
 Weight = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False, max_digits=20,
-                                  decimal_places=17)]
+                                  decimal_places=17), WrapValidator(_plain_text)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False, max_digits=20,
-                                   decimal_places=17)]
+                                   decimal_places=17), WrapValidator(_plain_text)]
 
 
 def _integral(value: object) -> object:

@@ -17,6 +17,7 @@ import uvicorn
 from api.app import create_app
 from pmo.arguments import port
 from pmo.bootstrap import build_services
+from pmo.http_head import bounded_protocol
 from pmo.logs import configure
 from pmo.settings import Settings
 
@@ -61,7 +62,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     log_level=settings.log_level.lower(), access_log=access_log,
                     # an open dashboard holds a live stream (GET /v1/stream): stopping the
                     # server waits this long for it, not until the stream ends
-                    timeout_graceful_shutdown=5)
+                    timeout_graceful_shutdown=5,
+                    # httptools reads a request's headers without any bound (pmo.http_head)
+                    http=bounded_protocol(settings.max_header_bytes))
     finally:
         if services.runner is not None:
             services.runner.stop()

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     api_keys: dict[str, list[Role]] = Field(
         default_factory=dict, description='JSON: key -> roles, e.g. {"k1": ["publisher"]}')
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted message")
+    max_header_bytes: int = Field(
+        64 * 1024, ge=8 * 1024, description="pmo serve: largest request line and headers; "
+        "larger is refused with 431")
     ingest_batch_size: int = Field(500, ge=1, le=10_000)
     park_seconds: float = Field(
         300, ge=0, description="pmo ingest: how long an event naming an aggregate that does "

@@ -132,6 +132,21 @@ class _WriterLock:
         self._fd = None
 
 
+
+def fold(text: str) -> str:
+    """Lower case one character at a time, as PostgreSQL's ``LOWER`` under a UTF-8 locale.
+
+    The lists' ``q`` is folded by this and compared with ``LOWER(name)``. SQLite's own
+    ``LOWER`` folds ASCII only, so ``q=été`` found ``Café Été`` on PostgreSQL and not on
+    SQLite: the SQLite connections here replace ``LOWER`` with this. One character at a
+    time, unlike ``str.lower``: a capital I with a dot is a plain ``i``, and a capital
+    sigma at the end of a word is the medial small sigma, as PostgreSQL has them."""
+    return "".join(c.lower()[:1] for c in text)
+
+
+def _sql_lower(value: object) -> object:
+    return fold(value) if isinstance(value, str) else value
+
 class Db:
     def __init__(self, url: StoreUrl) -> None:
         self.url = url
@@ -156,6 +171,9 @@ class Db:
                                         check_same_thread=False, timeout=30)
             enter_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
+            # SQLite's LOWER folds ASCII only; PostgreSQL's, every letter: one answer to
+            # the lists' ``q`` on both stores (see ``fold``).
+            conn.create_function("lower", 1, _sql_lower, deterministic=True)
         else:
             conn = psycopg.connect(self.url.psycopg_conninfo(), autocommit=True,
                                    options=f"-c search_path={self.url.schema}")

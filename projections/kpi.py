@@ -6,8 +6,9 @@ EV = BAC x percent_complete / 100 of the latest status report (0 before any),
 PV = BAC x the share of the planned duration elapsed, linear by day from
 planned_start to baseline_finish (the finish date at approval), clamped to
 [0, 1]; cpi = EV / AC and spi = EV / PV, None where the divisor is 0;
-EAC = the latest forecast if any, else BAC / cpi when cpi is defined and not 0,
-else BAC (None before approval when there is no forecast).
+EAC = the latest forecast if any, else BAC / cpi when cpi is defined and not 0
+(EV and AC both above 0, however small cpi is), else BAC (None before approval when
+there is no forecast).
 
 Roll-ups (portfolio, program, manager) sum BAC, AC, EV, PV and EAC over their
 projects (None counting as 0) and divide the sums, never averaging ratios.
@@ -152,8 +153,9 @@ def project_kpis(f: Figures, on: date) -> Kpis:
         eac = f.forecast_eac
     elif f.bac is None or u.depends("estimate_at_completion", "cpi"):
         eac = None
-    elif cpi and ev is not None:
-        # BAC / (EV / AC), without rounding cpi first
+    elif ev and f.ac:
+        # BAC / (EV / AC). Decided on EV and AC, not on the cpi shown: rounded to 4 places,
+        # a cpi of 5e-16 (1 of budget, 10^15 spent) reads 0.0, and EAC was shown as BAC.
         eac = u.figure("estimate_at_completion", lambda: _money(bac * f.ac / ev))
     else:
         eac = bac

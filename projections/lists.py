@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from projections.db import Db
+from projections.db import Db, fold
 
 # sort name -> SQL expression (never NULL, so keyset comparisons hold)
 SORTS = {
@@ -126,7 +126,7 @@ def project_page(db: Db, query: ProjectQuery) -> tuple[list[str], str | None]:
             args.append(query.health)
     if query.q:
         clause.append("(LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(key) LIKE ? ESCAPE '\\')")
-        pattern = like_pattern(query.q.lower())
+        pattern = like_pattern(fold(query.q))
         args += [pattern, pattern]
     if query.cursor is not None:
         value, key = decode_cursor(query.cursor, numeric=name in NUMERIC_SORTS)

@@ -17,7 +17,7 @@ from domain.application import PmoApplication
 from domain.base import store_id
 from projections.aggregates import PortfolioProjection
 from projections.asof import D, Fold, fold_until_failure, manager_figs
-from projections.db import chunks
+from projections.db import chunks, fold
 from projections.documents import Fig, PortfolioDoc, ProjectDoc
 from projections.feed import RecordedEvent, from_stored, micros
 from projections.folds import fold_manager, fold_portfolio, fold_program, fold_project
@@ -171,7 +171,7 @@ def project_page(app: PmoApplication, projects: ProjectProjection, query: Projec
             args.append(wanted)
     if query.q:
         clause.append("(LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(key) LIKE ? ESCAPE '\\')")
-        pattern = like_pattern(query.q.lower())
+        pattern = like_pattern(fold(query.q))
         args += [pattern, pattern]
     at_us, valid_us = micros(recorded or FOREVER), micros(valid)
     if query.sort != "project_id":

@@ -60,7 +60,8 @@ OPENAPI: dict[str, Any] = {
             "reason": "budget 900000 EUR exceeds the 120000 EUR left in the portfolio's "
                       "budget envelope"})},
         413: {"description": "body over PMO_MAX_BODY_BYTES", "content": _PROBLEM},
-        415: {"description": "not a CloudEvents content type", "content": _PROBLEM},
+        415: {"description": "not a CloudEvents content type, or a Content-Encoding other "
+                             "than identity", "content": _PROBLEM},
         422: {"description": "the data does not fit its type's schema, or the type is unknown",
               "content": _problem({
                   "type": "https://pmo-ledger.dev/problems/invalid-event-data",

@@ -50,6 +50,7 @@ RawBody = Annotated[bytes, Depends(raw_body)]
              openapi_extra=OPENAPI["request"], responses=OPENAPI["responses"])
 def post_events(_: Publisher, services: ServicesDep, request: Request, body: RawBody) -> Response:
     metrics: Metrics = request.app.state.metrics
+    _check_identity_coding(request)
     binary = _binary(body, request)
     if binary is not None:
         return _single(services, metrics, binary)
@@ -84,6 +85,22 @@ def post_events(_: Publisher, services: ServicesDep, request: Request, body: Raw
     if media_type == "application/cloudevents-batch+json":
         return _single(services, metrics, Inbound(body, error="a batch must be a JSON array"))
     return _single(services, metrics, _structured(document, body))
+
+
+def _check_identity_coding(request: Request) -> None:
+    """The body is read as it came: a ``Content-Encoding`` other than identity is 415 with
+    ``Accept-Encoding: identity`` (RFC 9110, 15.5.16). Ignored, a gzip body was answered
+    as "not valid JSON" (400) and logged as a malformed event, and a body labelled ``br``
+    but sent plain was stored."""
+    codings = [c.strip().lower() for name, value in request.scope["headers"]
+               if name == b"content-encoding" for c in value.decode("latin-1").split(",")]
+    refused = [c for c in codings if c not in ("", "identity")]
+    if refused:
+        problem = Problem(415, "Unsupported content encoding",
+                          f"Content-Encoding {', '.join(refused)[:100]!r} is not supported: "
+                          "send the body as it is (identity)", kind="unsupported-content-encoding")
+        problem.headers["Accept-Encoding"] = "identity"
+        raise problem
 
 
 def _check_batch_size(items: int, limit: int, exact: bool = True) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from projections.kpi import Figures, elapsed_share, on_time_rate, project_kpis, roll_up
 
 D = Decimal
@@ -69,3 +72,20 @@ def test_on_time_rate_counts_finished_on_or_before_baseline() -> None:
     rate = on_time_rate([(date(2026, 1, 10), FINISH), (FINISH, FINISH), (date(2026, 2, 1),
                                                                          FINISH)])
     assert rate == round(2 / 3, 4)
+
+
+MONEY = st.decimals(min_value=D("0.0001"), max_value=D("999999999999999.9999"), places=4)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(bac=MONEY, ac=MONEY, pct=st.decimals(min_value=D("0.01"), max_value=D(100), places=2))
+def test_eac_is_bac_times_ac_over_ev_however_small_cpi_is(bac: Decimal, ac: Decimal,
+                                                            pct: Decimal) -> None:
+    """Found by tests/e2e/test_kpi_oracle.py: a cpi that rounds to 0.0 (BAC 1, AC 10^15)
+    made EAC fall back to BAC."""
+    k = project_kpis(figures(str(bac), str(ac), str(pct)), date(2026, 1, 6))
+    assert k.ev is not None
+    if k.ev == 0:  # EV rounds to 0 cents: cpi is 0, EAC is BAC (section 9's "else BAC")
+        assert k.eac == bac
+    elif "estimate_at_completion" not in k.unavailable:
+        assert k.eac == (bac * ac / k.ev).quantize(D("0.01"))

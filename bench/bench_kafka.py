@@ -46,7 +46,7 @@ from typing import Any
 from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from bench.workload import as_inbound, lifecycle_stream
+from bench.workload import as_inbound, lifecycle_stream, topic_prefix
 from consumers.codec import EventDecoder, encode
 from consumers.deadletters import SEND_TIMEOUT_S, producer
 from consumers.projector import (
@@ -305,7 +305,7 @@ def measure() -> int:
         print(f"== Kafka: {total:,} stored events, 6 partitions, {RUNS} runs each ==")
         relays, producer_floors, runs = [], [], []
         for _ in range(RUNS):
-            run = settings_in(tmp, f"b{uuid.uuid4().hex[:8]}.")
+            run = settings_in(tmp, topic_prefix())
             rate, floor = relay_once(app, run)
             relays.append(rate)
             producer_floors.append(floor)

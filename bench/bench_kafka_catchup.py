@@ -18,14 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.workload import lifecycle_stream
+from bench.workload import lifecycle_stream, topic_prefix
 from consumers.deadletters import producer
 from consumers.pipeline import Pipeline
 from consumers.topics import INBOUND, delete_topics, ensure_topics
@@ -68,7 +67,7 @@ def main() -> int:
         tmp = Path(tmp_dir)
         settings = Settings(
             kafka_bootstrap=os.environ.get("PMO_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-            topic_prefix=f"cu{uuid.uuid4().hex[:8]}.", data_dir=tmp, kafka_partitions=6)
+            topic_prefix=topic_prefix(), data_dir=tmp, kafka_partitions=6)
         ensure_topics(settings)
         env = {**os.environ, "PMO_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
                "PMO_TOPIC_PREFIX": settings.topic_prefix, "PMO_DATA_DIR": str(tmp),

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
-from bench.workload import lifecycle_stream
+from bench.workload import lifecycle_stream, topic_prefix
 from consumers.deadletters import producer
 from consumers.topics import INBOUND, client_options, delete_topics, ensure_topics, subscribe
 from pmo.settings import Settings
@@ -153,7 +153,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_dir:
         settings = Settings(
             kafka_bootstrap=os.environ.get("PMO_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-            topic_prefix=f"lat{uuid.uuid4().hex[:8]}.", data_dir=Path(tmp_dir))
+            topic_prefix=topic_prefix(), data_dir=Path(tmp_dir))
         ensure_topics(settings)
         try:
             ours = pipeline_latency(Path(tmp_dir), settings)

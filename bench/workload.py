@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 import orjson
 
 from ingest.cloudevents import parse_structured
 from ingest.service import Inbound
+
+
+def topic_prefix() -> str:
+    """A fresh topic prefix in the test runs' scratch format (``tests/kafka_support.SCRATCH``,
+    the second it was made): a test session started while a benchmark runs deletes only
+    scratch topics hours old, so it leaves these alone until a killed run left them."""
+    return f"t{int(time.time())}x{uuid.uuid4().hex[:6]}."
 
 
 def event(n: int, type_: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as e:
-        print(f"pmo: invalid configuration:\n{e}", file=sys.stderr)
+        print(f"pmo: invalid configuration:\n{said(e)}", file=sys.stderr)
         return 2
     except SettingsError as e:  # a value that is not even JSON, e.g. PMO_API_KEYS
         print(f"pmo: invalid configuration: {e}: {e.__cause__}", file=sys.stderr)
@@ -60,6 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pmo {args.command}: {e}\n(PMO_LOG_LEVEL=DEBUG shows where)", file=sys.stderr)
         return 1
     return result
+
+
+# Fields whose values are secrets: an API key is a key of PMO_API_KEYS, a store URL may
+# hold a password. pydantic's own text of an error repeats the value and the key.
+SECRET_KEYS = {"api_keys"}
+
+
+def said(error: ValidationError) -> str:
+    """A configuration error, one line per field, without the values given: pydantic's
+    own text printed the input (a store URL with its password) and the path of the
+    error (an API key, which is a key of PMO_API_KEYS) to stderr, and so to logs."""
+    lines = []
+    for e in error.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(part) for part in e["loc"]]
+        if loc and loc[0] in SECRET_KEYS and len(loc) > 1:
+            loc[1] = "<a key>"
+        field = f"PMO_{loc[0].upper()}" if loc else "PMO_*"
+        where = "".join(f"[{part}]" for part in loc[1:])
+        lines.append(f"  {field}{where}: {e['msg']}")
+    return "\n".join(lines)
 
 
 def environmental(error: Exception) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import ParseResult, parse_qs, unquote, urlparse
 
 import psycopg
 from psycopg import sql
@@ -44,8 +44,8 @@ class StoreUrl:
                 dbname=parsed.path.lstrip("/") or "postgres",
                 schema=query.get("schema", ["public"])[0],
             )
-        raise ValueError(
-            f"unsupported store URL {url!r}: use sqlite:///path or postgresql://user:pw@host/db")
+        raise ValueError(f"unsupported store URL {_shown(parsed)!r}: use sqlite:///path or "
+                         "postgresql://user:pw@host/db")
 
     @classmethod
     def sqlite_in(cls, directory: Path, filename: str) -> StoreUrl:
@@ -98,6 +98,15 @@ class StoreUrl:
     def psycopg_conninfo(self) -> str:
         return (f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "
                 f"password={self.password}")
+
+
+def _shown(parsed: ParseResult) -> str:
+    """A URL as an error may say it: its password masked (the message reaches logs)."""
+    if parsed.password is None:
+        return parsed.geturl()
+    netloc = parsed.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return parsed._replace(netloc=f"{user}:***@{netloc[2]}").geturl()
 
 
 # The files SQLite (and this service's writer lock) keep beside a database file.

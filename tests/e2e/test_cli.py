@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from pmo import demo
+from pmo.cli import main
 from pmo.demo_data import generate
 from pmo.settings import Settings
 from tests.conftest import POSTGRES_URL, drop_postgres_schema
@@ -176,3 +177,25 @@ def test_a_configuration_or_store_the_machine_refuses_is_said_in_a_line(
     assert process.returncode == code, (out, err)
     assert says in err
     assert "Traceback" not in err and "not-the-password" not in err + out
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("PMO_API_KEYS", '{"sekrit-key-1": ["bogus"]}', "PMO_API_KEYS[<a key>][0]: Input should be"),
+    ("PMO_EVENT_STORE_URL", "postgresql://u:sekrit@127.0.0.1:99999999/db",
+     "PMO_EVENT_STORE_URL: Value error, Port out of range"),
+    ("PMO_PROJECTION_STORE_URL", "postgresq://u:sekrit@127.0.0.1/db",
+     "unsupported store URL 'postgresq://u:***@127.0.0.1/db'"),
+])
+def test_an_invalid_configuration_names_the_setting_and_never_echoes_a_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        name: str, value: str, says: str) -> None:
+    """pydantic's own text of the error repeated the value (a store URL with its password)
+    and the error's path (an API key, a key of PMO_API_KEYS) on stderr, and so in logs."""
+    # In-process: the settings fail before any store is touched.
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("PMO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(name, value)
+    assert main(["serve", "--port", "8000"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err and says in err, err
+    assert "sekrit" not in err

@@ -65,6 +65,7 @@ class Pipeline:
                 # A partition added since this consumer read its metadata: kafka-python
                 # cannot ask for offsets of a partition it does not know; a new one can.
                 self._consumer.close()
+                self._consumer = None  # a failed re-creation makes the next call start over
                 self._consumer = KafkaConsumer(**client_options(self._settings))
                 if not partitions <= (self._consumer.partitions_for_topic(topic) or set()):
                     raise LookupError(f"partitions of {topic} not in the metadata yet")

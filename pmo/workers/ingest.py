@@ -36,8 +36,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         def gauges() -> dict[str, float]:
             # The API's figures, measured in the pipeline's order (inbound, then parked):
             # ``inbound`` counts the parked events too, as GET /v1/projections does.
+            # Shared for up to 1 s, as the API's: concurrent scrapes ask the broker once.
             assert pipeline is not None
-            status = pipeline.status()
+            status = pipeline.recent()
             return {"pmo_pipeline_inbound": status["inbound"],
                     "pmo_pipeline_parked": status["parked"],
                     "pmo_ingest_parked": status["parked"]}

@@ -135,7 +135,9 @@ def scrape(port: int, path: str = "/metrics", method: str = "GET") -> tuple[int,
 
 
 def test_the_ingest_workers_metrics_count_parked_events_truly(tmp_path: Path) -> None:
-    settings = kafka_settings(tmp_path, inbound_partitions=1, park_seconds=3)
+    # The orphan is parked for 8 s: long enough for a loaded machine to see both parked
+    # (the gauges may be 1 s old: scrapes share a measurement), short enough for a test.
+    settings = kafka_settings(tmp_path, inbound_partitions=1, park_seconds=8)
     inbound = settings.topic(INBOUND)
     port = free_port()
     worker = Worker(settings, tmp_path, "ingest", "--metrics-port", str(port))

@@ -179,9 +179,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         chunks = (export_csv if args.format == "csv" else export_jsonl)(service.db,
                                                                         AuditFilter())
         if args.output is None:
-            for chunk in chunks:
-                sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
+            try:
+                for chunk in chunks:
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # The reader stopped early (`pmo audit export | head`): it has what it
+                # wanted, so stay quiet as a Unix filter does. Stdout now points at
+                # /dev/null, or Python's flush at exit would report the pipe again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         why = refusal(args.output, settings)
         if why is not None:

@@ -171,6 +171,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         settle(args.as_of)
         manifest = snapshot.write(build_application(settings), args.as_of, args.output)
         _emit(manifest)
+        if not manifest["events"]:
+            # A newcomer's `--as-of 2026-06-30` on a store loaded today (the demo) is
+            # empty: say why rather than hand over an empty file that verifies ok.
+            print(f"pmo audit snapshot: no event was recorded at or before "
+                  f"{args.as_of.isoformat()}, so the snapshot is empty; --as-of is recording "
+                  "time (when the service stored each event), not the events' own time",
+                  file=sys.stderr)
         return 0
     if args.action == "verify":
         return _verify(args, settings)

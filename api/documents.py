@@ -67,6 +67,7 @@ class Rollup(Doc):
     actual_cost: Money
     estimate_at_completion: Money | None
     budget_at_completion: Money | None = None
+    budget_variance: Money | None = None
     earned_value: Money | None = None
     planned_value: Money | None = None
     cpi: Ratio

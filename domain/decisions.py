@@ -156,8 +156,14 @@ def assign_manager(cmd: c.AssignManager, env: Envelope, aggs: Aggregates) -> Pro
         Manager, cmd.manager_id)
     previous = project.manager_id
     if new is not None:
-        new.take_on(project.key, accountable=accountable, envelope=env)
+        new.check_take_on(project.key, accountable=accountable)
+    # The subject's event first, as in every decision: a message's events are stored
+    # subject first, so triggering them in that order keeps recording times rising with
+    # positions (an as_of between them would show the manager holding a project that
+    # has no manager yet).
     project.assign_manager(cmd.manager_id, env)
+    if new is not None:
+        new.take_on(project.key, accountable=accountable, envelope=env)
     if previous is not None and previous != cmd.manager_id:
         old = aggs.get(Manager, previous)
         if old is not None:

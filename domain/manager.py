@@ -114,16 +114,20 @@ class Manager(BaseAggregate[UUID]):
             raise InvalidValue(f"manager '{self.key}' already left the pool")
         trigger(self, self.LeftPool, envelope, reason=reason)
 
+    def check_take_on(self, project_id: str, *, accountable: bool) -> None:
+        """Refuse what ``take_on`` would refuse, triggering nothing."""
+        if project_id in self.projects or not accountable:
+            return
+        if not self.in_pool:
+            raise ManagerNotInPool(f"manager '{self.key}' has left the pool")
+        if len(self.projects) >= self.capacity:
+            raise OverCapacity(self.key, len(self.projects), self.capacity)
+
     def take_on(self, project_id: str, *, accountable: bool, envelope: Envelope) -> None:
         """Hold ``project_id``; under a directive PMO only from the pool and within capacity."""
-        if project_id in self.projects:
-            return
-        if accountable:
-            if not self.in_pool:
-                raise ManagerNotInPool(f"manager '{self.key}' has left the pool")
-            if len(self.projects) >= self.capacity:
-                raise OverCapacity(self.key, len(self.projects), self.capacity)
-        trigger(self, self.ProjectAssigned, envelope, project_id=project_id)
+        self.check_take_on(project_id, accountable=accountable)
+        if project_id not in self.projects:
+            trigger(self, self.ProjectAssigned, envelope, project_id=project_id)
 
     def release(self, project_id: str, envelope: Envelope) -> None:
         if project_id in self.projects:

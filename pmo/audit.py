@@ -171,6 +171,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         settle(args.as_of)
         manifest = snapshot.write(build_application(settings), args.as_of, args.output)
         _emit(manifest)
+        if not manifest["events"]:
+            # A newcomer's `--as-of 2026-06-30` on a store loaded today (the demo) is
+            # empty: say why rather than hand over an empty file that verifies ok.
+            print(f"pmo audit snapshot: no event was recorded at or before "
+                  f"{args.as_of.isoformat()}, so the snapshot is empty; --as-of is recording "
+                  "time (when the service stored each event), not the events' own time",
+                  file=sys.stderr)
         return 0
     if args.action == "verify":
         return _verify(args, settings)
@@ -179,9 +186,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         chunks = (export_csv if args.format == "csv" else export_jsonl)(service.db,
                                                                         AuditFilter())
         if args.output is None:
-            for chunk in chunks:
-                sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
+            try:
+                for chunk in chunks:
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # The reader stopped early (`pmo audit export | head`): it has what it
+                # wanted, so stay quiet as a Unix filter does. Stdout now points at
+                # /dev/null, or Python's flush at exit would report the pipe again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         why = refusal(args.output, settings)
         if why is not None:

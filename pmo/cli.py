@@ -13,9 +13,13 @@ from pydantic_settings import SettingsError
 
 from pmo.settings import Settings
 
+# What `pmo --help` says to a user (the module's docstring is for whoever reads the code).
+DESCRIPTION = ("pmo-ledger, an event-sourced PMO portfolio service. `pmo COMMAND --help` "
+               "for a command's options; README.md and docs/ for the rest.")
+
 # name -> (module with add_arguments(parser) and run(args, settings) -> int, help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("pmo.serve", "API plus the whole pipeline in one process"),
+    "serve": ("pmo.serve", "API, dashboard and the whole pipeline in one command"),
     "demo": ("pmo.demo", "load a realistic demo portfolio through the ingest path"),
     "replay": ("pmo.replay", "rebuild projections from the event store"),
     "audit": ("pmo.audit", "verify or export the audit trail"),
@@ -27,7 +31,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pmo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pmo", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():

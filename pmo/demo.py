@@ -28,7 +28,8 @@ BATCH = 500
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="same seed, same demo")
-    parser.add_argument("--projects", type=positive, default=100)
+    parser.add_argument("--projects", type=positive, default=100,
+                        help="how many projects (default: 100)")
     parser.add_argument("--api", metavar="URL", type=api_url,
                         help="POST to this service (e.g. http://127.0.0.1:8000) instead of "
                              "writing the store directly; key from PMO_DEMO_API_KEY")

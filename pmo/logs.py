@@ -16,8 +16,10 @@ from pmo.settings import Settings
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Attributes every LogRecord has: anything else was passed with ``extra=`` and is kept.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message",
-                                                                         "asctime"}
+# uvicorn's ``color_message`` is its message again with ANSI colour codes for a terminal:
+# in a log line it is noise (escape codes, %-placeholders), so it is not kept either.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}
 
 
 class UtcFormatter(logging.Formatter):

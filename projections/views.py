@@ -129,10 +129,18 @@ def rollup(rows: Evaluated, u: Unavailable) -> dict[str, Any]:
         if f.state in LIVE:
             colour = f.overall or "unknown"
             by_health[colour] = by_health.get(colour, 0) + 1
+    # CONTRACT section 4's "variance": variance at completion, BAC - EAC (negative: the
+    # projects are expected to overrun), as the manager view's budget_variance.
+    variance = None
+    if not u.depends("budget_variance", "budget_at_completion", "estimate_at_completion"):
+        bac, eac = totals.bac, totals.eac
+        variance = u.figure("budget_variance", lambda: exact_sum(
+            (bac if bac is not None else ZERO, -(eac if eac is not None else ZERO))))
     return {
         "approved_budget": _s(u.figure("approved_budget", lambda: _approved(figs))),
         "actual_cost": _s(totals.ac),
         "estimate_at_completion": _s(totals.eac), "budget_at_completion": _s(totals.bac),
+        "budget_variance": _s(variance),
         "earned_value": _s(totals.ev), "planned_value": _s(totals.pv),
         "cpi": totals.cpi, "spi": totals.spi, "project_count": len(figs),
         "projects_by_state": by_state, "projects_by_health": by_health,

@@ -155,6 +155,16 @@ def test_a_snapshot_holds_every_view_and_the_trail_as_of_its_instant(tmp_path: P
     assert code == 1 and json.loads(out)["what"] == "view"
 
 
+def test_a_snapshot_before_the_first_recorded_event_says_it_is_empty(tmp_path: Path) -> None:
+    env = built(tmp_path)
+    snap = tmp_path / "early.sqlite"
+    code, out, err = run("audit", "snapshot", "--as-of", "1971-01-01T00:00:00Z", "--output",
+                         str(snap), env=env, cwd=tmp_path)
+    assert code == 0, err
+    assert json.loads(out)["events"] == 0
+    assert "snapshot is empty" in err and "recording time" in err
+
+
 def test_the_anchor_route_gives_the_head_to_auditors(client: TestClient) -> None:
     for event in (portfolio(), proposal("X1")):
         assert client.post("/v1/events", json=event,

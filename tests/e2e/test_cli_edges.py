@@ -7,6 +7,9 @@ import csv
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import date
 from decimal import Decimal
@@ -118,6 +121,21 @@ def test_pmo_audit_export_into_a_missing_directory_is_one_clear_line(
     assert process.returncode != 0
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "does not exist" in err
+
+
+def test_pmo_audit_export_into_a_closed_pipe_is_quiet(stores: Settings) -> None:
+    """`pmo audit export | head`: the reader leaves early; no error, no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader that has gone: the first write meets EPIPE
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "pmo.cli", "audit", "export"],
+                                   env={**os.environ, **_env(stores)}, stdout=write_end,
+                                   stderr=subprocess.PIPE, text=True)
+        _, err = process.communicate(timeout=60)
+    finally:
+        os.close(write_end)
+    assert process.returncode == 0, err
+    assert err == ""
 
 
 def test_pmo_publish_reports_a_broken_line_and_sends_the_others(tmp_path: Path) -> None:

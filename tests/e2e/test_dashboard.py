@@ -300,6 +300,21 @@ def test_the_time_control_shows_older_numbers_and_the_url_keeps_them(page: Page)
     assert moved, "the middle of the history should show other numbers than now"
     page.shot("portfolios-as-of")
 
+    # The project table is at that instant too (the list route takes as_of), not today's.
+    then = api(base, "/v1/projects", limit="25", as_of=instant)["items"]
+    now = api(base, "/v1/projects", limit="25")["items"]
+    assert [p["actual_cost"] for p in then] != [p["actual_cost"] for p in now]
+    page.panel("projects")
+    page.tab.wait_for_function(
+        "(ids) => [...document.querySelectorAll('#project-table tbody tr')]"
+        ".map((r) => r.dataset.project).join() === ids",
+        arg=",".join(p["project_id"] for p in then), timeout=WAIT_MS)
+    for p in then[:5]:
+        assert page.field(f"[data-project='{p['project_id']}'] [data-field=actual_cost]") == (
+            grouped(p["actual_cost"]))
+    page.shot("projects-as-of")
+    page.panel("portfolios")
+
     # The URL is the view: opened again (same tab session), it shows the same instant.
     shared = page.tab.url
     assert re.search(r"as_of=[^&]+", shared) and ALL not in shared

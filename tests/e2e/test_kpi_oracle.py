@@ -273,6 +273,9 @@ def _check_rollup(view: dict[str, Any], members: list[Project],
     assert Decimal(view["approved_budget"]) == sum(
         (p.bac or Decimal(0) for p in members if p.state in HOLDING), Decimal(0))
     assert view["cpi"] == ratio(ev, ac) and view["spi"] == ratio(ev, pv), view
+    # CONTRACT section 4's variance: at completion, BAC - EAC of the same roll-up.
+    assert Decimal(view["budget_variance"]) == (
+        Decimal(view["budget_at_completion"]) - Decimal(view["estimate_at_completion"])), view
     states = {s: sum(1 for p in members if p.state == s) for s in view["projects_by_state"]}
     assert view["projects_by_state"] == states
     health = {c: sum(1 for p in members if p.state in LIVE and (p.overall or "unknown") == c)

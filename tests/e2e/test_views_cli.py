@@ -54,6 +54,21 @@ def test_replay_rebuilds_every_view_with_a_progress_bar(tmp_path: Path) -> None:
     assert run("replay", "--projection", "nope", env=env, cwd=tmp_path)[0] == 2
 
 
+def test_replay_until_a_cut_ends_its_bar_at_the_cut(tmp_path: Path) -> None:
+    env = stored(tmp_path)
+    with sqlite3.connect(tmp_path / "data" / "events.sqlite") as conn:
+        cut, at_us = conn.execute("SELECT position, recorded_at FROM event_times "
+                                  "ORDER BY position LIMIT 1 OFFSET 2").fetchone()
+        head = conn.execute("SELECT MAX(position) FROM event_times").fetchone()[0]
+    assert cut < head
+    at = datetime.fromtimestamp(at_us / 1e6, UTC).isoformat()
+    into = f"sqlite:///{tmp_path / 'cut.sqlite'}"
+    code, out, err = run("replay", "--until", at, "--into", into, env=env, cwd=tmp_path)
+    assert code == 0 and f"replayed {cut} positions" in out, err
+    last = err.rstrip("\n").split("\r")[-1]  # the bar as it was left on the terminal
+    assert "100.0%" in last and f" {cut}/{cut} " in last, last
+
+
 def test_audit_verify_exits_1_once_the_store_is_altered(tmp_path: Path) -> None:
     env = stored(tmp_path)
     assert run("replay", env=env, cwd=tmp_path)[0] == 0

@@ -50,6 +50,20 @@ def test_json_records_keep_their_extra_fields(restore_logging: None,
     assert record["time"].endswith("Z")
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_uvicorn_colour_copy_of_a_message_is_left_out(
+        log_format: str, restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    # uvicorn logs "Started server process [%d]" with extra={"color_message": ...}
+    configure(settings(log_format=log_format))
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]", "source": "s"})
+    err = capsys.readouterr().err
+    assert "Started server process [42]" in err
+    assert "color_message" not in err and "\x1b" not in err and "\\u001b" not in err
+    assert "source" in err  # other extra fields are still kept
+
+
 def test_keys_and_levels_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PMO_LOG_LEVEL", "debug")
     monkeypatch.setenv("PMO_DEMO_API_KEY", "demo-secret")

@@ -249,12 +249,14 @@
       },
       async body() {
         const page = cursors.length - 1;
-        const params = { limit: PAGE, sort: state.sort || "project_id", cursor: cursors[page] };
+        const params = { limit: PAGE, sort: state.sort || "project_id", cursor: cursors[page], ...timeParams() };
         for (const f of FILTERS) params[f] = state[f];
-        if (validAt.supported && state.valid_at) params.valid_at = timeParams().valid_at;
+        // At a past instant the list route has no planned_finish order (422): say so, use the id.
+        const noFinish = (params.as_of || params.valid_at) && params.sort.replace("-", "") === "planned_finish";
+        if (noFinish) params.sort = "project_id";
         const data = await api("/v1/projects", params);
         const wrap = h("div", {});
-        if (state.as_of) wrap.append(h("p", { class: "note" }, "This list shows the views as they are now (the list route takes no as_of); a project's page shows it as of the instant chosen."));
+        if (noFinish) wrap.append(h("p", { class: "note" }, "Sorting by planned finish is not offered at a past instant: sorted by project id."));
         const cols = ["Project", "Name", "Portfolio", "Program", "State", "Health", "Manager", "Approved", "Actual", "EAC", "CPI", "SPI"];
         wrap.append(h("table", { class: "grid", id: "project-table" },
           h("caption", {}, `Projects, page ${page + 1} (${data.items.length} shown)`),
@@ -661,6 +663,7 @@
       if (!page.items.length || Number(slider.value) !== pos) return;
       state.as_of = page.items[0].recorded_at;
     }
+    cursors = [null]; // a page cursor of another instant is not this instant's
     showAsOf();
     writeHash();
     refresh();
@@ -750,16 +753,19 @@
     $("#live").addEventListener("click", () => {
       state.as_of = "";
       $("#asof").value = $("#asof").max;
+      cursors = [null];
       showAsOf();
       refresh();
     });
     $("#validat").addEventListener("change", () => {
       state.valid_at = $("#validat").value;
+      cursors = [null];
       refresh();
     });
     $("#validat-clear").addEventListener("click", () => {
       $("#validat").value = "";
       state.valid_at = "";
+      cursors = [null];
       refresh();
     });
     window.addEventListener("hashchange", () => {

@@ -130,6 +130,15 @@ def pmo_command(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.Po
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def pmo_run(*args: str, env: dict[str, str], timeout: float = 60,
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``pmo`` run to its end; killed if it outlives ``timeout`` (a command expected to
+    stop at once that serves instead must not outlive its test)."""
+    return subprocess.run([sys.executable, "-m", "pmo.cli", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          **kwargs)
+
+
 def wait_until_up(base_url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -19,7 +19,14 @@ from pmo.cli import main
 from pmo.demo_data import generate
 from pmo.settings import Settings
 from tests.conftest import POSTGRES_URL, drop_postgres_schema
-from tests.e2e.conftest import free_port, pmo_command, portfolio, proposal, wait_until_up
+from tests.e2e.conftest import (
+    free_port,
+    pmo_command,
+    pmo_run,
+    portfolio,
+    proposal,
+    wait_until_up,
+)
 
 KEYS = json.dumps({"k": ["publisher", "viewer", "auditor"]})
 
@@ -152,8 +159,8 @@ def test_a_bad_number_or_file_is_a_usage_error_naming_it(tmp_path: Path, args: t
     """Found trying the CLI: ``serve --port 99999`` served on another port, ``--port -1``
     failed after start-up with "Servname not supported", ``demo --projects -5`` loaded a
     demo anyway."""
-    process = pmo_command(*args, env={"PMO_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
-    out, err = process.communicate(timeout=60)
+    process = pmo_run(*args, env={"PMO_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
+    out, err = process.stdout, process.stderr
     assert process.returncode == 2, (out, err)
     assert says in err
     assert "Traceback" not in err
@@ -171,9 +178,9 @@ def test_a_bad_number_or_file_is_a_usage_error_naming_it(tmp_path: Path, args: t
 def test_a_configuration_or_store_the_machine_refuses_is_said_in_a_line(
         tmp_path: Path, env: dict[str, str], code: int, says: str) -> None:
     """Found trying the CLI: each of these printed a traceback."""
-    process = pmo_command("serve", "--port", str(free_port()),
-                          env={"PMO_DATA_DIR": str(tmp_path / "data"), **env}, cwd=tmp_path)
-    out, err = process.communicate(timeout=60)
+    process = pmo_run("serve", "--port", str(free_port()),
+                      env={"PMO_DATA_DIR": str(tmp_path / "data"), **env}, cwd=tmp_path)
+    out, err = process.stdout, process.stderr
     assert process.returncode == code, (out, err)
     assert says in err
     assert "Traceback" not in err and "not-the-password" not in err + out

@@ -29,9 +29,9 @@ class Problem(Exception):
         self.headers: dict[str, str] = {}  # e.g. Retry-After on a 503
 
 
-def problem_response(status: int, title: str, detail: str | None, kind: str,
-                     instance: str | None = None, headers: Mapping[str, str] | None = None,
-                     **extra: Any) -> JSONResponse:
+def problem_body(status: int, title: str, detail: str | None, kind: str,
+                 instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem document, for the app and for the server layer below it."""
     body: dict[str, Any] = {"type": f"https://pmo-ledger.dev/problems/{kind}", "title": title,
                             "status": status}
     if detail:
@@ -39,6 +39,13 @@ def problem_response(status: int, title: str, detail: str | None, kind: str,
     if instance:
         body["instance"] = instance
     body.update(extra)
+    return body
+
+
+def problem_response(status: int, title: str, detail: str | None, kind: str,
+                     instance: str | None = None, headers: Mapping[str, str] | None = None,
+                     **extra: Any) -> JSONResponse:
+    body = problem_body(status, title, detail, kind, instance, **extra)
     sent = dict(headers or {})
     if status == 401:
         sent["WWW-Authenticate"] = "Bearer"

@@ -22,6 +22,8 @@ import asyncio
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from api.problems import problem_body
+
 STATUS = 431
 TITLE = "Request header fields too large"
 
@@ -30,11 +32,10 @@ class HeadTooLarge(Exception):
     """Raised from a parser callback: httptools stops parsing the message there."""
 
 
-def _problem(status: int, title: str, kind: str, detail: str, **extra: object) -> bytes:
+def _problem(status: int, title: str, kind: str, detail: str, **extra: int) -> bytes:
     """A whole problem+json answer that closes the connection, as bytes: it is written
     before any ASGI app is involved."""
-    body = orjson.dumps({"type": f"https://pmo-ledger.dev/problems/{kind}", "title": title,
-                         "status": status, "detail": detail, **extra})
+    body = orjson.dumps(problem_body(status, title, detail, kind, **extra))
     return (f"HTTP/1.1 {status} {title}\r\ncontent-type: application/problem+json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 

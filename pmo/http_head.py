@@ -35,7 +35,7 @@ class HeadTooLarge(Exception):
 def _problem(status: int, title: str, kind: str, detail: str, **extra: int) -> bytes:
     """A whole problem+json answer that closes the connection, as bytes: it is written
     before any ASGI app is involved."""
-    body = orjson.dumps(problem_body(status, title, detail, kind, **extra))
+    body = orjson.dumps(problem_body(status, title, detail, kind) | extra)
     return (f"HTTP/1.1 {status} {title}\r\ncontent-type: application/problem+json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 

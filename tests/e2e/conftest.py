@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,28 @@ def wait_until_up(base_url: str, process: subprocess.Popen[str], timeout: float 
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"pmo serve did not answer at {base_url} within {timeout}s")
+
+
+def publish_and_wait(client: TestClient, services: Services,
+                     *events: dict[str, Any]) -> datetime:
+    """Store ``events`` (each accepted); the instant after, once the views hold them."""
+    response = client.post("/v1/events", json=list(events), headers=PUB)
+    assert response.status_code == 200, response.text
+    assert all(r["status"] == "accepted" for r in response.json()["results"]), response.text
+    assert services.runner is not None
+    assert services.runner.wait_for(services.app.recorder.max_notification_id() or 0, 10)
+    return datetime.now(UTC)
+
+
+def read_until_closed(sock: socket.socket, timeout_s: float = 10.0) -> tuple[bytes, bool]:
+    """Everything the server sends; True if it closed (or reset) the connection."""
+    sock.settimeout(timeout_s)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        return data, False
+    except OSError:
+        return data, True
+    return data, True

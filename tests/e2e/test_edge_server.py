@@ -12,22 +12,17 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.e2e.conftest import approval, cloud_event, cost, portfolio, proposal
+from tests.e2e.conftest import (
+    approval,
+    cloud_event,
+    cost,
+    portfolio,
+    proposal,
+    read_until_closed,
+)
 from tests.e2e.test_cli import KEYS, serving
 
 LIMIT = 1024  # the smallest PMO_MAX_BODY_BYTES
-
-
-def _read_until_closed(sock: socket.socket, timeout_s: float = 10.0) -> tuple[bytes, bool]:
-    """Everything the server sends; True if it closed the connection."""
-    sock.settimeout(timeout_s)
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except TimeoutError:
-        return data, False
-    return data, True
 
 
 def test_a_413_on_a_chunked_body_closes_the_connection(tmp_path: Path) -> None:
@@ -43,7 +38,7 @@ def test_a_413_on_a_chunked_body_closes_the_connection(tmp_path: Path) -> None:
             smuggled = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             with contextlib.suppress(OSError):  # already closed by the server: as wanted
                 sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled) + smuggled)
-            data, closed = _read_until_closed(sock)
+            data, closed = read_until_closed(sock)
     head = data.split(b"\r\n\r\n", 1)[0].lower()
     assert head.startswith(b"http/1.1 413"), data[:200]
     assert b"connection: close" in head

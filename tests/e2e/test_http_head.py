@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.conftest import portfolio
+from tests.e2e.conftest import portfolio, read_until_closed
 from tests.e2e.test_cli import KEYS, serving
 
 LIMIT = 16 * 1024
@@ -37,16 +37,7 @@ def exchange(port: int, *parts: bytes) -> tuple[bytes, bool]:
         with contextlib.suppress(OSError):  # closed by the server mid-send: as a refusal does
             for part in parts:
                 sock.sendall(part)
-        sock.settimeout(3)
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except TimeoutError:
-            return data, False
-        except OSError:
-            return data, True
-        return data, True
+        return read_until_closed(sock, timeout_s=3)
 
 
 def head(path: bytes = b"/v1/portfolios", headers: list[bytes] | None = None,

@@ -25,7 +25,6 @@ from tests.conftest import drop_postgres_schema, fresh_postgres_schema
 from tests.e2e.conftest import (
     AUDIT,
     KEYS,
-    PUB,
     VIEW,
     approval,
     assert_problem,
@@ -33,6 +32,7 @@ from tests.e2e.conftest import (
     cost,
     portfolio,
     proposal,
+    publish_and_wait,
     running,
 )
 
@@ -55,14 +55,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Tes
             drop_postgres_schema(url)
 
 
-def post(client: TestClient, services: Services, *events: dict[str, Any]) -> datetime:
-    """Store ``events``; the instant after they were recorded (once the views hold them)."""
-    answer = client.post("/v1/events", json=list(events), headers=PUB)
-    assert answer.status_code == 200, answer.text
-    assert all(r["status"] == "accepted" for r in answer.json()["results"]), answer.text
-    assert services.runner is not None
-    assert services.runner.wait_for(services.app.recorder.max_notification_id() or 0, 10)
-    return datetime.now(UTC)
+post = publish_and_wait
 
 
 def manager(key: str) -> dict[str, Any]:

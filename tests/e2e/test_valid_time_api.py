@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from api.deps import Services
-from tests.e2e.conftest import AUDIT, PUB, VIEW, approval, assert_problem, cost, portfolio, proposal
+from tests.e2e.conftest import (
+    AUDIT,
+    VIEW,
+    approval,
+    assert_problem,
+    cost,
+    portfolio,
+    proposal,
+    publish_and_wait,
+)
 
 
 def at(event: dict[str, Any], time: str) -> dict[str, Any]:
     return {**event, "time": time}
 
 
-def publish(client: TestClient, services: Services, *events: dict[str, Any]) -> datetime:
-    response = client.post("/v1/events", json=list(events), headers=PUB)
-    assert response.status_code == 200, response.text
-    assert all(r["status"] == "accepted" for r in response.json()["results"]), response.text
-    assert services.runner is not None
-    assert services.runner.wait_for(services.app.recorder.max_notification_id() or 0, 10)
-    return datetime.now(UTC)
+publish = publish_and_wait
 
 
 def test_june_as_reported_on_july_1_and_as_known_now(client: TestClient,

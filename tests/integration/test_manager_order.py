@@ -19,27 +19,16 @@ import pytest
 
 from domain import commands as c
 from domain.application import PmoApplication
-from domain.values import Envelope, PmoType
+from domain.values import PmoType
 from pmo.bootstrap import build_application
 from pmo.settings import Settings
 from projections.runner import EmbeddedRunner, rebuild
 from projections.service import ProjectionService, build_projections
+from tests.integration.test_projection_views import Publisher
 
 Stores = tuple[PmoApplication, ProjectionService]
 
 
-class Publisher:
-    def __init__(self, app: PmoApplication) -> None:
-        self.app, self.n = app, 0
-
-    def __call__(self, *commands: c.Command) -> None:
-        items = []
-        for command in commands:
-            self.n += 1
-            items.append((Envelope("urn:test", f"m{self.n}", "tester", datetime.now(UTC)),
-                          command))
-        outcomes = self.app.record(items)
-        assert all(o.status == "accepted" for o in outcomes), outcomes
 
 
 @pytest.fixture

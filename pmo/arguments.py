@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 from urllib.parse import urlsplit
 
 PORT_MAX = 65_535
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 def port(text: str) -> int:
@@ -25,10 +27,10 @@ def positive(text: str) -> int:
 
 
 def _integer(text: str) -> int:
-    try:
-        return int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    # ASCII digits only: int() also takes " 12 ", "1_000" and other scripts' digits.
+    if not _INTEGER.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
 
 
 def api_url(text: str) -> str:

@@ -42,7 +42,7 @@ def require_broker() -> None:
 # can tell topics a killed run left behind (older than STALE_AFTER_S) from those of a
 # run going on beside it. A broker keeps every partition's files open: left behind,
 # they add up until it runs out of file handles and refuses to start.
-SCRATCH = re.compile(r"t(\d{10})x[0-9a-f]{6}\.")
+SCRATCH = re.compile(r"t([0-9]{10})x[0-9a-f]{6}\.")
 LEGACY = re.compile(r"(t[0-9a-f]{12}|cu[0-9a-f]{8}|lat[0-9a-f]{8})\.")  # before the seconds
 STALE_AFTER_S = 3 * 3600
 MADE: set[str] = set()  # this run's prefixes, deleted when the session ends
